@@ -1,0 +1,156 @@
+"""The ``tricks`` command: list, ablation, figures.
+
+Every user error is a ``TricksError``: printed as one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import TricksError
+
+DEFAULT_SPEC = "benchmarks/backprop_tricks.toml"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    from .spec import check_seeds
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise TricksError(f"--seeds takes comma-separated non-negative integers like 0,1,2; got {text!r}") from None
+    return check_seeds(values, "--seeds")
+
+
+def _positive(flag: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise TricksError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def _default_data_dir() -> str:
+    return os.environ.get("TRICKS_DATA_DIR") or "./data"
+
+
+def cmd_list(args) -> int:
+    from .plugins import load_plugins
+    from .registry import TRICKS
+
+    if args.spec:
+        from .spec import load_spec
+
+        spec = load_spec(args.spec)
+        print(f"spec {spec.name}: {spec.description}")
+        print(f"  training: {spec.training.epochs} epochs, batch {spec.training.batch_size}, "
+              f"seeds {','.join(map(str, spec.training.seeds))}")
+        for v in spec.variants:
+            tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
+            print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}")
+        return 0
+    load_plugins()
+    for cls in TRICKS:
+        print(f"{cls.name}: {cls.description}")
+        print(f"    hooks: {', '.join(cls.claimed_hooks())}")
+        for p in cls.params:
+            print(f"    {p.name} = {p.default!r}  ({p.describe_range()}) {p.help}")
+    return 0
+
+
+def _fmt_trick(t: dict) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in t.items() if k != "name")
+    return f"{t['name']}({params})"
+
+
+def cmd_ablation(args) -> int:
+    from .data import DataSource
+    from .settings import PRECISIONS
+    from .spec import load_spec
+    from .study import StudyOptions, run_study
+
+    spec = load_spec(args.spec)
+    seeds = _seeds(args.seeds) if args.seeds else None
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    spec.select(variants)   # unknown names fail here, listing the valid ones
+    if args.precision not in PRECISIONS:
+        raise TricksError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    opts = StudyOptions(
+        spec=spec, source=DataSource(args.dataset, args.data_dir or _default_data_dir()),
+        out_dir=Path(args.out or Path("results") / spec.name), variants=variants, seeds=seeds,
+        epochs=_positive("--epochs", args.epochs), train_subset=_positive("--train-subset", args.train_subset),
+        precision=args.precision, device=args.device, workers=_positive("--workers", args.workers),
+        progress=not args.no_progress)
+    outcome = run_study(opts)
+    print(f"{outcome.planned} runs planned, {outcome.reused} reused from earlier, "
+          f"{len(outcome.finished)} trained, {len([k for k in outcome.failed if ':' not in k])} failed "
+          f"in {outcome.wall_seconds:.0f} s -> {outcome.out_dir / 'runs.csv'}")
+    for stem, reason in outcome.failed.items():
+        if ":" not in stem:
+            print(f"  FAILED {stem}: {reason.splitlines()[0]}", file=sys.stderr)
+    if not args.no_report and outcome.finished:
+        from .report import build_report
+
+        build_report(outcome.out_dir)
+        print(f"report: {outcome.out_dir / 'REPORT.md'}")
+    return 1 if outcome.failed else 0
+
+
+def cmd_figures(args) -> int:
+    from .report import build_report
+
+    path = build_report(Path(args.results))
+    print(f"report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tricks", description="Ablation benchmark of backprop tricks on CIFAR-10.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="the registered tricks, or a spec's variants")
+    ls.add_argument("--spec", help="a spec file: list its variants instead")
+    ls.set_defaults(func=cmd_list)
+
+    ab = sub.add_parser("ablation", help="train every (variant, seed) of a spec; skips finished runs")
+    ab.add_argument("--spec", default=DEFAULT_SPEC, help=f"study spec (default {DEFAULT_SPEC})")
+    ab.add_argument("--variants", help="comma-separated subset of the spec's variants (default: all)")
+    ab.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default: the spec's)")
+    ab.add_argument("--epochs", type=int, help="epochs per run (default: the spec's)")
+    ab.add_argument("--train-subset", type=int, help="train on a class-balanced subset of N images")
+    ab.add_argument("--dataset", default="cifar10", help="cifar10 (torchvision download) or imagefolder")
+    ab.add_argument("--data-dir", help="data directory (default: $TRICKS_DATA_DIR, else ./data)")
+    ab.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when there is one)")
+    ab.add_argument("--workers", type=int, help="parallel runs (default: one per core on CPU, one per GPU)")
+    ab.add_argument("--precision", default="fp32", help="fp32 (default) or bf16 autocast")
+    ab.add_argument("--out", help="results directory (default results/<spec name>)")
+    ab.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ab.add_argument("--no-report", action="store_true", help="do not render figures and REPORT.md at the end")
+    ab.set_defaults(func=cmd_ablation)
+
+    fg = sub.add_parser("figures", help="regenerate figures, tables and REPORT.md from stored runs (no training)")
+    fg.add_argument("--results", required=True, help="a results directory written by 'tricks ablation'")
+    fg.set_defaults(func=cmd_figures)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TricksError as exc:
+        print(f"tricks: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ntricks: interrupted; finished runs are saved. Run the same command again to resume.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

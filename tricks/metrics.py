@@ -1,0 +1,25 @@
+"""Scores for one run's final test predictions, with scikit-learn."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+
+def score(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
+    """accuracy, micro/macro F1, the confusion matrix (rows: true class) and the per-class report."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(range(len(classes)))
+    report = classification_report(y_true, y_pred, labels=labels, target_names=list(classes),
+                                   output_dict=True, zero_division=0)
+    per_class = {c: {k: float(report[c][k]) for k in ("precision", "recall", "f1-score", "support")}
+                 for c in classes}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "micro_f1": float(f1_score(y_true, y_pred, labels=labels, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "per_class": per_class,
+    }

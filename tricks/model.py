@@ -1,0 +1,46 @@
+"""The baseline: the TensorFlow CNN-tutorial network for CIFAR-10 (122,570 parameters).
+
+Built as an ``nn.Sequential`` with named layers so that tricks can insert modules by name
+(e.g. dropout after ``relu2``) without subclassing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+CONV_RELUS = ("relu1", "relu2", "relu3")   # the ReLU after each conv layer
+DENSE_RELUS = ("relu4",)                   # the ReLU after the first dense layer
+
+
+def baseline_net(num_classes: int = 10) -> nn.Sequential:
+    """conv32-pool-conv64-pool-conv64-dense64-dense10; 3x3 unpadded convs; log-softmax output."""
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(3, 32, 3)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),    # 32->30->15
+        ("conv2", nn.Conv2d(32, 64, 3)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),   # 15->13->6
+        ("conv3", nn.Conv2d(64, 64, 3)), ("relu3", nn.ReLU()),                               # 6->4
+        ("flatten", nn.Flatten()),                                                           # 64*4*4 = 1024
+        ("fc1", nn.Linear(1024, 64)), ("relu4", nn.ReLU()),
+        ("fc2", nn.Linear(64, num_classes)),
+        ("log_softmax", nn.LogSoftmax(dim=1)),
+    ]))
+
+
+def insert_after(model: nn.Sequential, anchor: str, name: str, module: nn.Module) -> nn.Sequential:
+    """A new Sequential with ``module`` (called ``name``) right after the layer ``anchor``."""
+    names = [n for n, _ in model.named_children()]
+    if anchor not in names:
+        raise ValueError(f"no layer named {anchor!r}; layers: {', '.join(names)}")
+    if name in names:
+        raise ValueError(f"the model already has a layer named {name!r}")
+    layers = []
+    for n, m in model.named_children():
+        layers.append((n, m))
+        if n == anchor:
+            layers.append((name, module))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

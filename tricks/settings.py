@@ -1,0 +1,47 @@
+"""The resolved settings of one run; their hash decides whether a stored result can be reused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    spec: str
+    variant: str
+    tricks: tuple[dict[str, Any], ...]  # resolved tricks, every parameter included
+    imports: tuple[str, ...]            # modules that register extra tricks
+    seed: int
+    epochs: int                         # full passes over the training (sub)set
+    batch_size: int                     # images per optimizer step
+    train_subset: int | None            # class-balanced subset size, or None for the whole split
+    precision: str                      # "fp32" or "bf16" (autocast)
+    data_kind: str
+    data_sha256: str                    # the decoded dataset's checksum: a different dataset re-runs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tricks"] = [dict(t) for t in self.tricks]
+        d["imports"] = list(self.imports)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSettings":
+        d = dict(d)
+        d["tricks"] = tuple(dict(t) for t in d["tricks"])
+        d["imports"] = tuple(d["imports"])
+        return cls(**d)
+
+    def key(self) -> str:
+        """A stable hash of everything that changes a run's outcome (not the device or worker count)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def stem(self) -> str:
+        return f"{self.variant}__seed{self.seed}"

@@ -1,0 +1,212 @@
+"""Study specs: TOML files that name variants as lists of tricks with parameters.
+
+    name = "backprop_tricks"              # results go to results/<name>/ by default
+    description = "..."
+    imports = ["my_tricks"]               # optional: modules that register extra tricks
+
+    [training]
+    epochs = 10                           # full passes over the training split
+    batch_size = 64                       # images per optimizer step
+    seeds = [0, 1, 2, 3, 4]               # default seeds, shared by every variant
+
+    [[variants]]
+    name = "baseline"
+    tricks = []
+
+    [[variants]]
+    name = "norm_inputs"
+    base = "baseline"                     # inherit base's tricks; deltas are also taken against it
+    tricks = [{ name = "normalize_inputs" }]
+
+Everything is validated here; ``load_spec`` returns a ``Spec`` or raises ``SpecError``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOP_KEYS = {"name", "description", "imports", "training", "variants"}
+TRAINING_KEYS = {"epochs", "batch_size", "seeds"}
+VARIANT_KEYS = {"name", "description", "base", "tricks"}
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int = 10        # full passes over the training split (the study: 10)
+    batch_size: int = 64    # images per optimizer step (the study: 64)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # five paired seeds: enough for a t-interval to mean something
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    base: str | None                     # the variant it builds on, or None
+    tricks: tuple[dict[str, Any], ...]   # resolved: {"name": ..., every parameter}
+
+    def instantiate(self):
+        """The Trick objects (validated again, so a worker process trusts nothing)."""
+        from .registry import TRICKS
+
+        return [TRICKS.get(t["name"])(**{k: v for k, v in t.items() if k != "name"}) for t in self.tricks]
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    path: str
+    imports: tuple[str, ...]
+    training: Training
+    variants: tuple[Variant, ...] = field(default_factory=tuple)
+
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    def select(self, names: list[str] | None) -> list[Variant]:
+        if not names:
+            return list(self.variants)
+        valid = self.variant_names()
+        unknown = [n for n in names if n not in valid]
+        if unknown:
+            raise SpecError(f"unknown variant(s) {', '.join(map(repr, unknown))} in spec '{self.name}'; "
+                            f"valid: {', '.join(valid)}")
+        return [v for v in self.variants if v.name in names]
+
+
+def _where(path: str) -> str:
+    return f"spec {path}"
+
+
+def _check_keys(d: dict, allowed: set, where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(allowed))}")
+
+
+def _int(value: Any, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpecError(f"{what} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def check_seeds(seeds: Any, what: str = "seeds") -> tuple[int, ...]:
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise SpecError(f"{what} must be a non-empty list of integers, got {seeds!r}")
+    out = tuple(_int(s, f"{what}: each seed", 0, 2**31 - 1) for s in seeds)
+    dupes = sorted({s for s in out if out.count(s) > 1})
+    if dupes:
+        raise SpecError(f"{what} lists seed(s) {', '.join(map(str, dupes))} more than once")
+    return out
+
+
+def parse_spec(text: str, path: str = "<string>") -> Spec:
+    """Parse and validate spec text. Trick names and parameters are checked against the registry."""
+    from .plugins import load_plugins
+    from .registry import TRICKS
+
+    where = _where(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{where} is not valid TOML: {exc}") from None
+    _check_keys(raw, TOP_KEYS, where)
+    name = _str(raw.get("name", Path(path).stem), f"{where}: 'name'")
+    if not NAME_RE.match(name):
+        raise SpecError(f"{where}: name {name!r} must be letters, digits, '_', '-' or '.' (at most 64)")
+    description = _str(raw.get("description", ""), f"{where}: 'description'")
+    imports = raw.get("imports", [])
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        raise SpecError(f"{where}: 'imports' must be a list of module names, got {imports!r}")
+    load_plugins(imports)
+
+    tr = raw.get("training", {})
+    if not isinstance(tr, dict):
+        raise SpecError(f"{where}: [training] must be a table, got {tr!r}")
+    _check_keys(tr, TRAINING_KEYS, f"{where} [training]")
+    d = Training()
+    training = Training(
+        epochs=_int(tr.get("epochs", d.epochs), f"{where} [training] epochs", 1, MAX_EPOCHS),
+        batch_size=_int(tr.get("batch_size", d.batch_size), f"{where} [training] batch_size", 1, MAX_BATCH),
+        seeds=check_seeds(tr.get("seeds", list(d.seeds)), f"{where} [training] seeds"),
+    )
+
+    variants_raw = raw.get("variants")
+    if not isinstance(variants_raw, list) or not variants_raw:
+        raise SpecError(f"{where}: needs at least one [[variants]] table")
+    variants: dict[str, Variant] = {}
+    for i, v in enumerate(variants_raw, 1):
+        vwhere = f"{where}: variant #{i}"
+        if not isinstance(v, dict):
+            raise SpecError(f"{vwhere} must be a table, got {v!r}")
+        _check_keys(v, VARIANT_KEYS, vwhere)
+        vname = _str(v.get("name"), f"{vwhere} 'name'") if "name" in v else None
+        if vname is None or not NAME_RE.match(vname):
+            raise SpecError(f"{vwhere} needs a 'name' of letters, digits, '_', '-' or '.', got {vname!r}")
+        vwhere = f"{where}: variant '{vname}'"
+        if vname in variants:
+            raise SpecError(f"{vwhere} is defined twice")
+        base = v.get("base")
+        inherited: tuple = ()
+        if base is not None:
+            base = _str(base, f"{vwhere} 'base'")
+            if base not in variants:
+                raise SpecError(f"{vwhere}: base {base!r} must be a variant defined above it; "
+                                f"defined so far: {', '.join(variants) or '(none)'}")
+            inherited = variants[base].tricks
+        tricks_raw = v.get("tricks", [])
+        if not isinstance(tricks_raw, list):
+            raise SpecError(f"{vwhere}: 'tricks' must be a list of tables like {{ name = \"dropout\", p = 0.2 }}")
+        resolved = []
+        for t in tricks_raw:
+            if isinstance(t, str):
+                t = {"name": t}
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+                raise SpecError(f"{vwhere}: each trick must be a table with a 'name', got {t!r}")
+            try:
+                trick = TRICKS.get(t["name"])(**{k: val for k, val in t.items() if k != "name"})
+            except SpecError as exc:
+                raise SpecError(f"{vwhere}: {exc}") from None
+            resolved.append(trick.to_spec())
+        variant = Variant(vname, _str(v.get("description", ""), f"{vwhere} 'description'"), base,
+                          tuple(inherited) + tuple(resolved))
+        _check_recipe(variant)
+        variants[vname] = variant
+    return Spec(name, description, path, tuple(imports), training, tuple(variants.values()))
+
+
+def _check_recipe(variant: Variant) -> None:
+    from .recipe import Recipe
+
+    try:
+        Recipe(variant.name, variant.instantiate())
+    except SpecError:
+        raise
+    except Exception as exc:  # a plugin's own bug while resolving settings
+        raise SpecError(f"variant '{variant.name}': {type(exc).__name__}: {exc}") from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file {p} does not exist (the shipped specs are in benchmarks/*.toml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {p}: {exc}") from None
+    return parse_spec(text, str(p))
