@@ -1,1 +1,191 @@
-"""Placeholder replaced below."""
+"""Regenerate tables, figures and REPORT.md from a results directory's stored runs alone.
+
+Data flow: runs/*.json + study.json -> studydata tables -> stats tables (summary.csv, deltas.csv)
+-> figures/*.png -> REPORT.md. Nothing here trains or imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures as F
+from .results import write_atomic, write_runs_csv
+from .stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, summarize
+from .studydata import StudyData, load_study
+
+FIGURES = ("micro_f1.png", "deltas.png", "confusion_matrices.png", "per_class_f1.png",
+           "learning_curves.png", "lr_schedule.png")
+
+
+def build_report(directory: Path) -> Path:
+    data = load_study(directory)
+    directory = Path(directory)
+    runs = data.runs()
+    order = data.order
+    write_runs_csv(directory, data.records, order=order)
+    summary = summarize(runs, order)
+    deltas = delta_table(runs, comparisons(data.manifest["spec"]["variants"], data.reference))
+    write_atomic(directory / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
+    write_atomic(directory / "deltas.csv", deltas.to_csv(index=False, float_format="%.6g"))
+
+    figs = directory / "figures"
+    drawn = []
+    if data.records:
+        history = data.history()
+        present = [v for v in order if v in set(runs["variant"])]
+        drawn.append(F.micro_f1_bars(summary[summary["variant"].isin(present)], runs, data.reference,
+                                     figs / "micro_f1.png"))
+        if len(deltas):
+            drawn.append(F.delta_bars(deltas, data.reference, figs / "deltas.png"))
+        drawn.append(F.confusion_grid({v: data.confusion(v) for v in present}, data.classes,
+                                      figs / "confusion_matrices.png"))
+        pcf = data.per_class_f1()
+        if not pcf.empty:
+            drawn.append(F.per_class_heatmap(pcf, figs / "per_class_f1.png"))
+        drawn.append(F.learning_curves(history, present, figs / "learning_curves.png"))
+        drawn.append(F.lr_schedule(history, present, figs / "lr_schedule.png"))
+    path = directory / "REPORT.md"
+    write_atomic(path, render_markdown(data, summary, deltas, {p.name for p in drawn}))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _pct(x: float, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+def _p(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
+
+
+def findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame) -> list[str]:
+    """Sentences generated from the delta table; no claim here is written by hand."""
+    out = []
+    n_seeds = len(data.manifest["seeds"])
+    vb = deltas[deltas["kind"] == "vs_baseline"]
+    for label, verdict in (("Helped beyond seed noise", IMPROVEMENT), ("Hurt beyond seed noise", REGRESSION)):
+        rows = vb[vb["verdict"] == verdict]
+        if len(rows):
+            items = "; ".join(f"**{r.variant}** {_pct(r.delta, True)} pts [{_pct(r.ci_low, True)}, "
+                              f"{_pct(r.ci_high, True)}]" for r in rows.itertuples())
+            out.append(f"{label} (micro-F1 vs {data.reference}, 95% CI): {items}.")
+    noise = vb[vb["verdict"] == NOISE]
+    if len(noise):
+        out.append(f"Within noise vs {data.reference} (the 95% interval includes 0): "
+                   + ", ".join(f"{r.variant} ({_pct(r.delta, True)} pts)" for r in noise.itertuples()) + ".")
+    undecided = vb[vb["verdict"] == UNDECIDED]
+    if len(undecided):
+        out.append("Not decidable with fewer than 2 paired seeds: " + ", ".join(undecided["variant"]) + ".")
+    steps = deltas[deltas["kind"] == "vs_base"]
+    if len(steps):
+        parts = [f"{r.variant} over {r.against}: {_pct(r.delta, True)} pts ({r.verdict})" for r in steps.itertuples()]
+        out.append("Each cumulative step against the variant it builds on: " + "; ".join(parts) + ".")
+    ok = summary.dropna(subset=["micro_f1_mean"])
+    if len(ok):
+        best = ok.loc[ok["micro_f1_mean"].idxmax()]
+        out.append(f"Highest mean micro-F1: **{best['variant']}** at {_pct(best['micro_f1_mean'])}% "
+                   f"over {int(best['runs_ok'])} seed(s).")
+    if n_seeds < 3:
+        out.append(f"Only {n_seeds} seed(s) were run: intervals are wide or absent; run more seeds "
+                   "(`--seeds 0,1,2,3,4`) before drawing conclusions.")
+    return out
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, drawn: set[str]) -> str:
+    m = data.manifest
+    ds = m["dataset"]
+    recs = data.records
+    prov = recs[0]["provenance"] if recs else {}
+    git = prov.get("git", {})
+    compute = sum(r.get("wall_seconds", 0.0) for r in recs)
+    finished = sorted(r.get("finished_at", "") for r in recs if r.get("finished_at"))
+    devices = sorted({r["provenance"].get("device", "?") + (" / " + r["provenance"]["gpu"]
+                                                            if r["provenance"].get("gpu") else "")
+                      for r in recs})
+    lines = [f"# Report: {m['spec']['name']}", "",
+             f"_Generated {datetime.now().strftime('%Y-%m-%d %H:%M')} by `tricks figures` from the stored runs in "
+             f"this directory; every number below is computed from them._", "",
+             m["spec"].get("description", ""), "", "## What was run", "",
+             f"- spec: `{m['spec'].get('path', '')}` ({len(data.order)} variants); seeds: "
+             f"{', '.join(map(str, m['seeds']))}; epochs: {m['epochs']}; batch: {m['batch_size']}; "
+             f"training images: {m['train_subset'] or ds.get('train_images')} "
+             f"({'class-balanced subset' if m['train_subset'] else 'the whole training split'}); "
+             f"precision: {m.get('precision', 'fp32')}",
+             f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
+             f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
+             f"- device: {', '.join(devices) or 'n/a'}; CPU: {prov.get('cpu', 'n/a')}; "
+             f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}",
+             f"- code: git `{(git.get('revision') or 'unknown')[:12]}`" + (" (with uncommitted changes)"
+                                                                          if git.get('dirty') else ""),
+             f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"
+             + (f"; runs finished between {finished[0]} and {finished[-1]}" if finished else ""), ""]
+    if data.missing:
+        lines += ["## Missing runs", "",
+                  f"{len(data.missing)} planned run(s) have no finished result (not run yet, interrupted, or "
+                  "failed); the statistics below use only the finished ones:",
+                  ", ".join(f"{v} seed {s}" for v, s in data.missing), ""]
+    diverged = [r for r in recs if r["status"] == "diverged"]
+    if diverged:
+        lines += ["## Diverged runs", "", *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason', '')}"
+                                            for r in diverged], ""]
+    lines += ["## Findings", "", *[f"- {f}" for f in findings(data, summary, deltas)], "",
+              "Verdicts: a delta is an improvement or a regression when its 95% paired t-interval across seeds "
+              "excludes 0 (equivalently, a paired t-test at p < 0.05); otherwise it is within noise. The exact "
+              f"sign-flip permutation p-value is shown too; with n seeds it cannot go below 2/2^n "
+              f"({2 / 2 ** max(1, len(m['seeds'])):.3g} here).", ""]
+    s = summary.copy()
+    show = pd.DataFrame({
+        "variant": s["variant"], "seeds ok": s["runs_ok"], "diverged": s["runs_diverged"],
+        "micro-F1 %": s["micro_f1_mean"].map(_pct), "std": s["micro_f1_std"].map(_pct),
+        "95% CI": [f"[{_pct(a)}, {_pct(b)}]" if math.isfinite(a) else n or "n/a"
+                   for a, b, n in zip(s["micro_f1_ci_low"], s["micro_f1_ci_high"], s["note"])],
+        "macro-F1 %": s["macro_f1_mean"].map(_pct)})
+    lines += ["## Summary (micro-F1 = accuracy for single-label data)", "", _table(show), ""]
+    if len(deltas):
+        d = deltas
+        show = pd.DataFrame({
+            "variant": d["variant"], "against": d["against"], "n": d["n"],
+            "delta pts": d["delta"].map(lambda x: _pct(x, True)),
+            "95% CI": [f"[{_pct(a, True)}, {_pct(b, True)}]" for a, b in zip(d["ci_low"], d["ci_high"])],
+            "t-test p": d["t_p"].map(_p), "sign-flip p": d["sign_flip_p"].map(_p), "verdict": d["verdict"]})
+        lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
+    captions = {
+        "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",
+        "deltas.png": f"Paired deltas against {data.reference} with 95% intervals.",
+        "confusion_matrices.png": "Row-normalized confusion matrices, seeds summed.",
+        "per_class_f1.png": "Per-class F1, mean over seeds.",
+        "learning_curves.png": "Test accuracy and training loss per epoch (mean; band from worst to best seed).",
+        "lr_schedule.png": "Learning rate in each epoch."}
+    if drawn:
+        lines += ["## Figures", ""]
+        for name in FIGURES:
+            if name in drawn:
+                lines += [f"### {captions[name]}", "", f"![{name}](figures/{name})", ""]
+    lines += ["## Files", "", "- `runs.csv`: one row per finished run; `runs/*.json`: each run's history, "
+              "confusion matrix, per-class report and provenance", "- `summary.csv`: one row per variant; "
+              "`deltas.csv`: one row per comparison", "- regenerate everything here with "
+              f"`tricks figures --results {data.directory}` (no training)", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    t = time.perf_counter()
+    print(build_report(Path(sys.argv[1])), f"{time.perf_counter() - t:.1f}s")

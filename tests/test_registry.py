@@ -1,0 +1,80 @@
+import pytest
+
+from tricks.base import Trick
+from tricks.errors import SpecError
+from tricks.params import Param
+from tricks.plugins import load_plugins
+from tricks.registry import TRICKS, Registry
+
+load_plugins()
+BUILTIN = ["dropout", "exp_lr", "kaiming_init", "normalize_inputs", "weight_decay"]
+
+
+def test_builtin_tricks_are_registered_with_descriptions():
+    assert TRICKS.names() == BUILTIN
+    assert all(cls.description for cls in TRICKS)
+
+
+def test_unknown_trick_lists_the_valid_names():
+    with pytest.raises(SpecError) as e:
+        TRICKS.get("dropuot")
+    assert "unknown trick 'dropuot'" in str(e.value)
+    for name in BUILTIN:
+        assert name in str(e.value)
+
+
+def test_duplicate_registration_is_refused():
+    reg = Registry("trick")
+
+    class A(Trick):
+        name = "toy"
+        description = "a toy"
+
+    class B(Trick):
+        name = "toy"
+        description = "another toy"
+
+    reg.register(A)
+    reg.register(A)  # the same class again is harmless (module re-import)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register(B)
+
+
+def test_registration_needs_a_name_and_description():
+    reg = Registry("trick")
+
+    class NoDesc(Trick):
+        name = "nodesc"
+
+    with pytest.raises(ValueError, match="description"):
+        reg.register(NoDesc)
+
+
+def test_unknown_parameter_lists_the_valid_ones():
+    with pytest.raises(SpecError) as e:
+        TRICKS.get("dropout")(prob=0.3)
+    assert "unknown parameter(s) 'prob'" in str(e.value) and "after, p" in str(e.value)
+
+
+@pytest.mark.parametrize("name,params,fragment", [
+    ("dropout", {"p": 1.0}, "in [0, 1)"),
+    ("dropout", {"p": -0.1}, "in [0, 1)"),
+    ("dropout", {"after": ["convs"]}, "valid: conv, dense"),
+    ("exp_lr", {"lr": 0.0}, "in (0,"),
+    ("exp_lr", {"gamma": 0.0}, "in (0, 1]"),
+    ("exp_lr", {"gamma": 1.5}, "in (0, 1]"),
+    ("weight_decay", {"weight_decay": -1e-4}, "in [0, 1]"),
+    ("kaiming_init", {"mode": "fan_avg"}, "one of fan_in, fan_out"),
+    ("exp_lr", {"lr": "fast"}, "must be a number"),
+    ("exp_lr", {"lr": True}, "must be a number"),
+])
+def test_out_of_range_parameters_are_refused(name, params, fragment):
+    with pytest.raises(SpecError) as e:
+        TRICKS.get(name)(**params)
+    assert fragment in str(e.value)
+
+
+def test_params_fill_defaults_and_coerce_ints_to_floats():
+    t = TRICKS.get("exp_lr")(lr=1)
+    assert t.p == {"lr": 1.0, "gamma": 0.8} and isinstance(t.p["lr"], float)
+    assert Param("x", float, 0.0, "").validate(3, "o") == 3.0

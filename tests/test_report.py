@@ -1,0 +1,99 @@
+"""Figures, tables and REPORT.md regenerated from stored runs (fake runs: no training)."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tricks.errors import TricksError
+from tricks.report import FIGURES, build_report
+
+from .conftest import REPO, write_fake_study
+
+VARIANTS = [("baseline", None), ("better", "baseline"), ("worse", "better"), ("same", "baseline")]
+SEEDS = [0, 1, 2]
+ACCS = {**{("baseline", s): a for s, a in zip(SEEDS, (0.50, 0.52, 0.51))},
+        **{("better", s): a for s, a in zip(SEEDS, (0.60, 0.63, 0.61))},
+        **{("worse", s): a for s, a in zip(SEEDS, (0.40, 0.41, 0.43))},
+        **{("same", s): a for s, a in zip(SEEDS, (0.51, 0.51, 0.52))}}
+
+
+@pytest.fixture
+def study(tmp_path):
+    return write_fake_study(tmp_path / "res", ACCS, VARIANTS, SEEDS)
+
+
+def test_report_writes_every_table_and_figure(study):
+    path = build_report(study)
+    assert path == study / "REPORT.md"
+    for name in FIGURES:
+        f = study / "figures" / name
+        assert f.is_file() and f.stat().st_size > 5_000, name
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = pd.read_csv(study / "summary.csv")
+    assert list(summary["variant"]) == ["baseline", "better", "worse", "same"]
+    assert summary.loc[1, "micro_f1_mean"] == pytest.approx((0.60 + 0.63 + 0.61) / 3)
+    deltas = pd.read_csv(study / "deltas.csv").set_index(["variant", "against"])
+    assert deltas.loc[("better", "baseline"), "verdict"] == "improvement"
+    assert deltas.loc[("worse", "better"), "verdict"] == "regression"
+    assert deltas.loc[("same", "baseline"), "verdict"] == "within noise"
+    runs = pd.read_csv(study / "runs.csv")
+    assert len(runs) == 12 and set(runs.columns) >= {"variant", "seed", "status", "accuracy", "micro_f1",
+                                                      "macro_f1", "epochs", "train_seconds"}
+    text = path.read_text()
+    assert "Helped beyond seed noise" in text and "**better** +10.33 pts" in text
+    assert "Hurt beyond seed noise" in text and "**worse**" in text
+    assert "Within noise vs baseline" in text and "same (+0.33 pts)" in text
+    for name in FIGURES:
+        assert f"(figures/{name})" in text
+
+
+def test_deleted_figures_are_regenerated(study):
+    build_report(study)
+    for f in (study / "figures").iterdir():
+        f.unlink()
+    (study / "REPORT.md").unlink()
+    build_report(study)
+    assert sorted(p.name for p in (study / "figures").iterdir()) == sorted(FIGURES)
+
+
+def test_partial_study_renders_and_lists_what_is_missing(tmp_path):
+    accs = dict(ACCS)
+    del accs[("worse", 2)], accs[("same", 0)]
+    d = write_fake_study(tmp_path / "part", accs, VARIANTS, SEEDS, diverged={("better", 1)})
+    text = build_report(d).read_text()
+    assert "## Missing runs" in text and "worse seed 2, same seed 0" in text
+    assert "## Diverged runs" in text and "better seed 1" in text
+    summary = pd.read_csv(d / "summary.csv").set_index("variant")
+    assert summary.loc["better", "runs_ok"] == 2 and summary.loc["better", "runs_diverged"] == 1
+
+
+def test_a_stale_run_with_other_settings_is_not_counted(study):
+    rec_path = study / "runs" / "better__seed0.json"
+    rec = json.loads(rec_path.read_text())
+    rec["settings_key"] = "something-else"
+    rec_path.write_text(json.dumps(rec))
+    text = build_report(study).read_text()
+    assert "better seed 0" in text     # listed as missing
+    assert len(pd.read_csv(study / "runs.csv")) == 11
+
+
+def test_one_seed_study_gives_no_interval(tmp_path):
+    d = write_fake_study(tmp_path / "one", {("baseline", 0): 0.5, ("better", 0): 0.6}, VARIANTS[:2], [0])
+    text = build_report(d).read_text()
+    assert "1 seed(s): no interval" in text and "Not decidable with fewer than 2 paired seeds" in text
+
+
+def test_a_directory_without_study_json_is_a_clear_error(tmp_path):
+    with pytest.raises(TricksError, match="no study.json"):
+        build_report(tmp_path)
+
+
+def test_figures_command_does_not_import_torch(study):
+    code = ("import sys; from tricks.cli import main; rc = main(['figures', '--results', sys.argv[1]]); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, str(study)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert (study / "REPORT.md").is_file()

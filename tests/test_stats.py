@@ -1,0 +1,95 @@
+"""Statistics on small hand-checkable tables (no training)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from tricks.stats import (IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, interval, paired,
+                          sign_flip_p, summarize, verdict)
+
+T975_DF2 = 4.302652729749464   # Student t, 97.5% quantile, 2 degrees of freedom
+T975_DF3 = 3.182446305284263
+
+
+def test_interval_of_1_2_3():
+    iv = interval([1.0, 2.0, 3.0])
+    assert iv["mean"] == 2.0 and iv["std"] == pytest.approx(1.0)
+    half = T975_DF2 / math.sqrt(3)
+    assert (iv["ci_low"], iv["ci_high"]) == (pytest.approx(2 - half), pytest.approx(2 + half))
+
+
+def test_interval_with_one_seed_says_so_instead_of_inventing_one():
+    iv = interval([0.7])
+    assert iv["n"] == 1 and math.isnan(iv["ci_low"]) and "no interval" in iv["note"]
+
+
+def test_paired_known_deltas():
+    st = paired([0.52, 0.55, 0.50, 0.53], [0.50, 0.51, 0.51, 0.50])
+    sd = math.sqrt((0 + 0.02 ** 2 + 0.03 ** 2 + 0.01 ** 2) / 3)
+    assert st["delta"] == pytest.approx(0.02)
+    assert st["delta_std"] == pytest.approx(sd)
+    assert st["ci_low"] == pytest.approx(0.02 - T975_DF3 * sd / 2)
+    assert st["ci_high"] == pytest.approx(0.02 + T975_DF3 * sd / 2)
+    assert st["sign_flip_p"] == pytest.approx(4 / 16)   # patterns with |sum| >= 8 of (2,4,-1,3): 4 of 16
+    assert st["verdict"] == NOISE
+
+
+def test_constant_positive_delta_is_an_improvement():
+    st = paired([3.0, 4.0, 5.0], [1.0, 2.0, 3.0])
+    assert (st["delta"], st["ci_low"], st["ci_high"], st["t_p"]) == (2.0, 2.0, 2.0, 0.0)
+    assert st["verdict"] == IMPROVEMENT
+
+
+def test_clear_regression():
+    st = paired([0.40, 0.41, 0.39, 0.40, 0.41], [0.50, 0.50, 0.51, 0.49, 0.50])
+    assert st["verdict"] == REGRESSION and st["t_p"] < 0.001
+    assert st["sign_flip_p"] == pytest.approx(2 / 32)   # the smallest possible with 5 seeds
+
+
+def test_sign_flip_exact_values():
+    assert sign_flip_p([1.0, 1.0, 1.0]) == pytest.approx(0.25)
+    assert sign_flip_p([1.0, -1.0]) == pytest.approx(1.0)
+
+
+def test_verdict_rules():
+    assert verdict(0.01, 0.02, 3) == IMPROVEMENT
+    assert verdict(-0.02, -0.01, 3) == REGRESSION
+    assert verdict(-0.01, 0.02, 3) == NOISE
+    assert verdict(math.nan, math.nan, 1) == UNDECIDED
+
+
+def fake_runs():
+    rows = []
+    for seed, (b, a, c) in enumerate([(0.50, 0.55, 0.48), (0.52, 0.58, 0.49), (0.51, 0.56, 0.47)]):
+        rows += [{"variant": "baseline", "seed": seed, "status": "ok", "micro_f1": b, "macro_f1": b, "accuracy": b},
+                 {"variant": "a", "seed": seed, "status": "ok", "micro_f1": a, "macro_f1": a, "accuracy": a},
+                 {"variant": "c", "seed": seed, "status": "diverged" if seed == 2 else "ok", "micro_f1": c,
+                  "macro_f1": c, "accuracy": c}]
+    return pd.DataFrame(rows)
+
+
+def test_summary_table_counts_and_excludes_diverged_runs():
+    s = summarize(fake_runs(), ["baseline", "a", "c"]).set_index("variant")
+    assert s.loc["a", "micro_f1_mean"] == pytest.approx((0.55 + 0.58 + 0.56) / 3)
+    assert (s.loc["c", "runs_ok"], s.loc["c", "runs_diverged"]) == (2, 1)
+    assert s.loc["c", "micro_f1_mean"] == pytest.approx(0.485)
+    assert list(s.index) == ["baseline", "a", "c"]
+
+
+def test_delta_table_pairs_on_common_ok_seeds():
+    variants = [{"name": "baseline"}, {"name": "a", "base": "baseline"}, {"name": "c", "base": "a"}]
+    pairs = comparisons(variants, "baseline")
+    assert pairs == [("a", "baseline", "vs_baseline"), ("c", "baseline", "vs_baseline"), ("c", "a", "vs_base")]
+    d = delta_table(fake_runs(), pairs).set_index(["variant", "against"])
+    assert d.loc[("a", "baseline"), "delta"] == pytest.approx(0.0533333, abs=1e-6)
+    assert d.loc[("a", "baseline"), "verdict"] == IMPROVEMENT
+    assert d.loc[("c", "baseline"), "seeds"] == "0,1" and d.loc[("c", "baseline"), "n"] == 2
+    assert d.loc[("c", "a"), "delta"] == pytest.approx(((0.48 - 0.55) + (0.49 - 0.58)) / 2)
+
+
+def test_delta_table_with_no_common_seeds_is_undecided():
+    runs = pd.DataFrame([{"variant": "baseline", "seed": 0, "status": "ok", "micro_f1": 0.5},
+                         {"variant": "a", "seed": 1, "status": "ok", "micro_f1": 0.6}])
+    d = delta_table(runs, [("a", "baseline", "vs_baseline")])
+    assert d.loc[0, "n"] == 0 and d.loc[0, "verdict"] == UNDECIDED

@@ -1,0 +1,151 @@
+"""Each trick's effect on the model, optimizer, schedule and data; hook ownership rules."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tricks.base import Trick
+from tricks.errors import SpecError
+from tricks.plugins import load_plugins
+from tricks.recipe import Recipe
+from tricks.registry import TRICKS
+from tricks.spec import load_spec
+
+from .conftest import STUDY_SPEC
+
+load_plugins()
+
+
+def recipe(*tricks, variant="v"):
+    return Recipe(variant, [TRICKS.get(n)(**p) for n, p in tricks])
+
+
+def layer_names(model):
+    return [n for n, _ in model.named_children()]
+
+
+@pytest.mark.parametrize("after,expected", [
+    (["dense"], ["drop_relu4"]),
+    (["conv"], ["drop_relu1", "drop_relu2", "drop_relu3"]),
+    (["conv", "dense"], ["drop_relu1", "drop_relu2", "drop_relu3", "drop_relu4"]),
+])
+def test_dropout_modules_sit_right_after_the_named_relus(after, expected):
+    m = recipe(("dropout", {"p": 0.2, "after": after})).model(seed=0, num_classes=10)
+    names = layer_names(m)
+    drops = [n for n in names if n.startswith("drop_")]
+    assert drops == expected
+    for d in drops:
+        assert names[names.index(d) - 1] == d[len("drop_"):]
+        assert isinstance(getattr(m, d), nn.Dropout) and getattr(m, d).p == 0.2
+
+
+def test_study_spec_places_dropout_as_the_study_says():
+    spec = load_spec(STUDY_SPEC)
+    by_name = {v.name: v for v in spec.variants}
+    model = lambda v: Recipe(v, by_name[v].instantiate()).model(0, 10)  # noqa: E731
+    assert [n for n in layer_names(model("dropout_dense")) if n.startswith("drop")] == ["drop_relu4"]
+    assert len([n for n in layer_names(model("dropout_conv")) if n.startswith("drop")]) == 3
+    assert len([n for n in layer_names(model("dropout_both")) if n.startswith("drop")]) == 4
+    assert not any(n.startswith("drop") for n in layer_names(model("init_weights")))
+
+
+def test_exp_lr_after_epoch_3_is_2e3_times_0_8_cubed():
+    r = recipe(("exp_lr", {"lr": 2e-3, "gamma": 0.8}))
+    model = r.model(0, 10)
+    opt = r.optimizer(model)
+    sched = r.scheduler(opt)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(2e-3)
+    assert lrs[3] == pytest.approx(2e-3 * 0.8 ** 3)   # the LR used in epoch 4, after 3 decays
+
+
+def test_baseline_is_adam_at_1e3_with_no_decay_and_no_scheduler():
+    r = recipe()
+    opt = r.optimizer(r.model(0, 10))
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["weight_decay"] == 0.0
+    assert r.scheduler(opt) is None
+
+
+def test_weight_decay_reaches_adam():
+    r = recipe(("weight_decay", {"weight_decay": 1e-4}), ("exp_lr", {}))
+    g = r.optimizer(r.model(0, 10)).param_groups[0]
+    assert g["weight_decay"] == 1e-4 and g["lr"] == 2e-3
+
+
+def test_normalized_training_inputs_have_mean_0_std_1_per_channel():
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (500, 3, 8, 8), generator=g, dtype=torch.uint8)
+    imgs[:, 1] //= 3           # a channel with a different mean and spread
+    t = recipe(("normalize_inputs", {})).input_transform(imgs)
+    x = t(imgs.float() / 255)
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(x.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+
+
+def test_baseline_inputs_stay_in_0_1():
+    x = torch.rand(4, 3, 32, 32)
+    assert torch.equal(recipe().input_transform(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))(x), x)
+
+
+def test_kaiming_init_zeroes_biases_and_sets_he_variance():
+    m = recipe(("kaiming_init", {})).model(seed=0, num_classes=10)
+    for layer in (m.conv1, m.conv2, m.conv3, m.fc1, m.fc2):
+        assert torch.count_nonzero(layer.bias) == 0
+        fan_in = layer.weight[0].numel()
+        bound = math.sqrt(6 / fan_in)          # kaiming_uniform with ReLU gain sqrt(2)
+        assert layer.weight.abs().max() <= bound + 1e-6
+        assert layer.weight.abs().max() > 0.9 * bound
+    default = recipe().model(seed=0, num_classes=10)
+    assert torch.count_nonzero(default.conv1.bias) > 0
+
+
+def test_same_seed_same_init_across_variants_with_the_same_scheme():
+    a = recipe().model(3, 10)
+    b = recipe(("dropout", {"after": ["conv"]}), ("normalize_inputs", {})).model(3, 10)
+    c = recipe().model(4, 10)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.conv1.weight, c.conv1.weight)
+
+
+class ToyScheduler(Trick):
+    name = "toy_sched"
+    description = "a second scheduler"
+
+    def scheduler(self, optimizer):
+        return torch.optim.lr_scheduler.StepLR(optimizer, 1)
+
+
+class ToyLr(Trick):
+    name = "toy_lr"
+    description = "sets lr"
+
+    def optimizer_settings(self):
+        return {"lr": 0.5}
+
+
+def test_two_schedulers_are_refused():
+    with pytest.raises(SpecError, match="'exp_lr' and 'toy_sched' both set scheduler"):
+        Recipe("v", [TRICKS.get("exp_lr")(), ToyScheduler()])
+
+
+def test_two_tricks_setting_the_same_optimizer_key_are_refused():
+    with pytest.raises(SpecError, match="both set optimizer.lr"):
+        Recipe("v", [TRICKS.get("exp_lr")(), ToyLr()])
+
+
+def test_the_same_trick_twice_is_refused():
+    with pytest.raises(SpecError, match="listed twice"):
+        recipe(("dropout", {"after": ["conv"]}), ("dropout", {"after": ["dense"]}))
+
+
+def test_claimed_hooks_are_derived_from_overrides():
+    assert TRICKS.get("exp_lr").claimed_hooks() == ("optimizer_settings", "scheduler")
+    assert TRICKS.get("dropout").claimed_hooks() == ("modify_model",)
+    assert ToyScheduler.claimed_hooks() == ("scheduler",)

@@ -1,0 +1,85 @@
+"""Read a results directory into tables: the only input of the figures and the report.
+
+Needs no torch. A run counts if its stored record is complete and its ``settings_key`` is the
+one the study's manifest (``study.json``) planned; planned runs without such a record are
+listed as missing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import TricksError
+from .results import load_runs, run_row
+
+
+@dataclass
+class StudyData:
+    directory: Path
+    manifest: dict
+    records: list[dict]
+    missing: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def order(self) -> list[str]:
+        return [v["name"] for v in self.manifest["spec"]["variants"]]
+
+    @property
+    def reference(self) -> str:
+        """The variant every other is compared with: 'baseline' if the spec has one, else its first."""
+        return "baseline" if "baseline" in self.order else self.order[0]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.records[0]["classes"] if self.records else self.manifest["dataset"].get("classes", [])
+
+    def runs(self) -> pd.DataFrame:
+        cols = ["variant", "seed", "status", "accuracy", "micro_f1", "macro_f1", "epochs", "train_seconds"]
+        return pd.DataFrame([run_row(r) for r in self.records], columns=None).reindex(
+            columns=cols + ["eval_seconds", "wall_seconds", "device", "settings_key"]) if self.records else \
+            pd.DataFrame(columns=cols)
+
+    def history(self) -> pd.DataFrame:
+        """One row per (variant, seed, epoch): train_loss, test_accuracy, lr."""
+        rows = [{"variant": r["variant"], "seed": r["seed"], **h} for r in self.records for h in r["history"]]
+        return pd.DataFrame(rows, columns=["variant", "seed", "epoch", "train_loss", "test_loss", "test_accuracy",
+                                           "lr", "train_seconds", "eval_seconds"])
+
+    def confusion(self, variant: str) -> np.ndarray | None:
+        """The confusion matrix of ``variant`` summed over its ok seeds (rows: true class)."""
+        mats = [np.asarray(r["metrics"]["confusion_matrix"]) for r in self.records
+                if r["variant"] == variant and r["status"] == "ok"]
+        return np.sum(mats, axis=0) if mats else None
+
+    def per_class_f1(self) -> pd.DataFrame:
+        """variants x classes: F1 per class, mean over ok seeds."""
+        rows = [{"variant": r["variant"], "class": c, "f1": v["f1-score"]}
+                for r in self.records if r["status"] == "ok" for c, v in r["metrics"]["per_class"].items()]
+        if not rows:
+            return pd.DataFrame()
+        t = pd.DataFrame(rows).groupby(["variant", "class"])["f1"].mean().unstack("class")
+        return t.reindex(index=[v for v in self.order if v in t.index], columns=self.classes)
+
+
+def load_study(directory: Path) -> StudyData:
+    directory = Path(directory)
+    path = directory / "study.json"
+    if not path.is_file():
+        raise TricksError(f"{directory} has no study.json, so it is not a results directory written by "
+                          "'tricks ablation' (try results/backprop_tricks)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TricksError(f"cannot read {path}: {exc}") from None
+    planned = {(r["variant"], r["seed"]): r["settings_key"] for r in manifest["runs"]}
+    records = [r for r in load_runs(directory) if planned.get((r["variant"], r["seed"])) == r["settings_key"]]
+    have = {(r["variant"], r["seed"]) for r in records}
+    order = {v["name"]: i for i, v in enumerate(manifest["spec"]["variants"])}
+    records.sort(key=lambda r: (order.get(r["variant"], 1 << 30), r["seed"]))
+    missing = sorted((k for k in planned if k not in have), key=lambda k: (order.get(k[0], 1 << 30), k[1]))
+    return StudyData(directory, manifest, records, missing)
