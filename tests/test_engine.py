@@ -80,6 +80,9 @@ class ToyEarlyStop(Trick):
 
 
 def test_a_toy_trick_added_as_one_module_runs_through_a_spec(tmp_path, monkeypatch, image_folder):
+    import sys
+
+    sys.modules.pop("toy_tricks_mod", None)
     (tmp_path / "toy_tricks_mod.py").write_text(TOY)
     monkeypatch.syspath_prepend(str(tmp_path))
     spec_path = tmp_path / "toy.toml"

@@ -303,6 +303,34 @@ def _finish(r: RunSettings, call, progress: _Progress, outcome: StudyOutcome, ou
     _refresh_runs_csv(Path(out_dir), runs)
 
 
+def _pool_round(batch, n, ctx, events, threads, opts, device, progress, outcome, todo) -> list[RunSettings]:
+    """Run ``batch`` in a fresh pool of ``n`` workers; returns the runs lost to a broken pool."""
+    device_queue = None
+    if device.type == "cuda":
+        import torch
+
+        device_queue = ctx.Queue()
+        for i in range(n):
+            device_queue.put(f"cuda:{i % max(1, torch.cuda.device_count())}")
+    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(events, threads, device_queue))
+    broken = []
+    try:
+        futures = {pool.submit(execute, r, opts.source, str(opts.out_dir), str(device)): r for r in batch}
+        not_done = set(futures)
+        while not_done:
+            finished, not_done = wait(not_done, timeout=1.0, return_when=FIRST_COMPLETED)
+            for f in finished:
+                if isinstance(f.exception(), BrokenProcessPool):
+                    broken.append(futures[f])
+                else:
+                    _finish(futures[f], f.result, progress, outcome, opts.out_dir, todo)
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+    return broken
+
+
 def _run_pool(todo, opts, device, workers, progress: _Progress, outcome: StudyOutcome) -> None:
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
@@ -320,43 +348,29 @@ def _run_pool(todo, opts, device, workers, progress: _Progress, outcome: StudyOu
 
     listener = threading.Thread(target=pump, daemon=True)
     listener.start()
-    pending = list(todo)
+    queue, isolate = list(todo), []   # isolate: runs in flight when a worker died, retried one at a time
     try:
-        while pending:
-            device_queue = None
-            if device.type == "cuda":
-                device_queue = ctx.Queue()
-                for i in range(workers):
-                    device_queue.put(f"cuda:{i % max(1, __import__('torch').cuda.device_count())}")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                       initargs=(events, threads, device_queue))
-            try:
-                futures = {pool.submit(execute, r, opts.source, str(opts.out_dir), str(device)): r for r in pending}
-                pending = []
-                not_done = set(futures)
-                while not_done:
-                    finished, not_done = wait(not_done, timeout=1.0, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        r = futures[f]
-                        if isinstance(f.exception(), BrokenProcessPool):
-                            pending.append(r)
-                            continue
-                        _finish(r, f.result, progress, outcome, opts.out_dir, todo)
-                if pending:   # a worker died (killed, out of memory, segfault): the pool is gone
-                    time.sleep(0.3)   # let the last events arrive
-                    crashed = [r for r in pending if read_run(run_path(opts.out_dir, r.stem)) is None]
-                    # runs that had started when the pool broke are the suspects: report them and
-                    # retry the others in a fresh pool
-                    suspects = [r for r in crashed if r.stem in progress.started] or crashed[:workers]
-                    for r in suspects:
-                        outcome.failed[r.stem] = "its worker process died (killed, out of memory, or crashed)"
-                        progress.finished(r.stem, "crashed")
-                    pending = [r for r in crashed if r not in suspects]
-            except BaseException:
-                _terminate(pool)
-                raise
-            else:
-                pool.shutdown(wait=True)
+        while queue or isolate:
+            solo = not queue
+            batch, n = ([isolate.pop(0)], 1) if solo else (queue, workers)
+            queue = []
+            broken = _pool_round(batch, n, ctx, events, threads, opts, device, progress, outcome, todo)
+            if not broken:
+                continue
+            # A worker died (killed, out of memory, segfault) and took the pool down. A run that had
+            # started may be the culprit or a bystander: run each such run alone to tell which.
+            time.sleep(0.3)   # let the last progress events arrive
+            for r in broken:
+                if read_run(run_path(opts.out_dir, r.stem)) is not None:
+                    outcome.finished.append(r.stem)
+                    progress.finished(r.stem, "ok")
+                elif solo:
+                    outcome.failed[r.stem] = "its worker process died (killed, out of memory, or crashed)"
+                    progress.finished(r.stem, "crashed")
+                elif r.stem in progress.started:
+                    isolate.append(r)
+                else:
+                    queue.append(r)
     finally:
         stop.set()
         listener.join(timeout=2)

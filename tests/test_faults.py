@@ -1,0 +1,174 @@
+"""Faults: interrupted studies resume without losing or duplicating runs; crashes are contained."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tricks.cli import main
+from tricks.results import read_run, run_path, write_json
+
+from .conftest import REPO, STUDY_SPEC, make_image_folder
+
+VARIANTS = "baseline,norm_inputs,dropout_dense"
+SEEDS = "0,1"
+
+
+@pytest.fixture(scope="module")
+def bigger_folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("imgs"), n_train=150, n_test=20)
+
+
+def study_cmd(data, out, extra=()):
+    return [sys.executable, "-m", "tricks", "ablation", "--spec", str(STUDY_SPEC), "--variants", VARIANTS,
+            "--seeds", SEEDS, "--epochs", "12", "--dataset", "imagefolder", "--data-dir", str(data),
+            "--out", str(out), "--workers", "2", "--no-progress", "--no-report", *extra]
+
+
+def wait_for_first_run(out, proc, timeout=240):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if list((out / "runs").glob("*.json")) if (out / "runs").is_dir() else []:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"study ended before it could be interrupted: {proc.stderr.read()}")
+        time.sleep(0.1)
+    pytest.fail("no run finished in time")
+
+
+def check_complete(out):
+    files = sorted(p.name for p in (out / "runs").iterdir())
+    expected = sorted(f"{v}__seed{s}.json" for v in VARIANTS.split(",") for s in SEEDS.split(","))
+    assert files == expected          # every run exactly once, no temporary files left
+    with open(out / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["variant"], r["seed"]) for r in rows) == sorted(
+        (v, s) for v in VARIANTS.split(",") for s in SEEDS.split(","))
+    assert all(r["status"] == "ok" for r in rows)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_study_resumes_and_redoes_only_unfinished_runs(sig, bigger_folder, tmp_path):
+    out = tmp_path / "res"
+    proc = subprocess.Popen(study_cmd(bigger_folder, out), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_first_run(out, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130, err
+        assert "interrupted; finished runs are saved" in err and "Traceback" not in err
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    assert 1 <= len(done_before) < 6
+    for name in done_before:
+        assert read_run(out / "runs" / name) is not None
+    time.sleep(1.0)   # after kill -9, orphaned workers notice their parent is gone and exit
+
+    r = subprocess.run(study_cmd(bigger_folder, out), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"6 runs planned, {len(done_before)} reused from earlier, {6 - len(done_before)} trained" in r.stdout
+    check_complete(out)
+    for name, mtime in done_before.items():   # finished runs were not redone
+        assert (out / "runs" / name).stat().st_mtime_ns == mtime
+
+
+def test_a_torn_result_file_is_not_trusted_and_is_redone(image_folder, tmp_path, capsys):
+    out = tmp_path / "res"
+    args = ["ablation", "--spec", str(STUDY_SPEC), "--variants", "baseline", "--seeds", "0", "--epochs", "1",
+            "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(out), "--workers", "1",
+            "--no-progress", "--no-report"]
+    assert main(args) == 0
+    path = run_path(out, "baseline__seed0")
+    path.write_text(path.read_text()[:200])          # half a file
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "0 reused from earlier, 1 trained" in capsys.readouterr().out
+    assert read_run(path) is not None
+
+
+CRASHY = '''
+import os
+from tricks.base import Trick
+from tricks.params import Param
+from tricks.registry import register_trick
+
+
+@register_trick
+class Crash(Trick):
+    name = "crash"
+    description = "Crash the process (hard) or raise (soft) while building the model (a test plugin)."
+    params = (Param("how", str, "hard", "hard: the worker process dies; soft: an exception",
+                    choices=("hard", "soft")),)
+
+    def modify_model(self, model):
+        if self.p["how"] == "hard":
+            os._exit(7)
+        raise RuntimeError("soft crash in a trick")
+'''
+
+
+@pytest.mark.parametrize("how", ["hard", "soft"])
+def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, tmp_path, monkeypatch, capsys):
+    from tricks.registry import TRICKS
+
+    sys.modules.pop("crashy_mod", None)   # each test imports its own copy and registers it afresh
+    TRICKS.unregister("crash")
+    (tmp_path / "crashy_mod.py").write_text(CRASHY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    spec = tmp_path / "crashy.toml"
+    spec.write_text(textwrap.dedent(f'''
+        name = "crashy"
+        imports = ["crashy_mod"]
+        [training]
+        epochs = 1
+        batch_size = 16
+        seeds = [0, 1]
+        [[variants]]
+        name = "baseline"
+        [[variants]]
+        name = "boom"
+        tricks = [{{ name = "crash", how = "{how}" }}]
+    '''))
+    out = tmp_path / "res"
+    rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+               "--out", str(out), "--workers", "2", "--no-progress", "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "FAILED boom__seed0" in err and "FAILED boom__seed1" in err
+    assert ("worker process died" in err) if how == "hard" else ("soft crash in a trick" in err)
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["baseline__seed0.json", "baseline__seed1.json"]
+    TRICKS.unregister("crash")
+
+
+def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path, capsys):
+    spec = tmp_path / "div.toml"
+    spec.write_text(textwrap.dedent('''
+        name = "div"
+        [training]
+        epochs = 3
+        batch_size = 8
+        seeds = [0]
+        [[variants]]
+        name = "baseline"
+        [[variants]]
+        name = "huge_lr"
+        tricks = [{ name = "exp_lr", lr = 1e6, gamma = 1.0 }]
+    '''))
+    out = tmp_path / "res"
+    rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+               "--out", str(out), "--workers", "1", "--no-progress"])
+    assert rc == 0
+    rec = json.loads(run_path(out, "huge_lr__seed0").read_text())
+    assert rec["status"] == "diverged" and rec["epochs_run"] == 1 and "epoch 1" in rec["stop_reason"]
+    with open(out / "runs.csv") as f:
+        rows = {r["variant"]: r for r in csv.DictReader(f)}
+    assert rows["huge_lr"]["status"] == "diverged" and rows["baseline"]["status"] == "ok"
+    report = (out / "REPORT.md").read_text()
+    assert "## Diverged runs" in report and "huge_lr seed 0" in report
