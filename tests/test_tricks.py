@@ -149,3 +149,21 @@ def test_claimed_hooks_are_derived_from_overrides():
     assert TRICKS.get("exp_lr").claimed_hooks() == ("optimizer_settings", "scheduler")
     assert TRICKS.get("dropout").claimed_hooks() == ("modify_model",)
     assert ToyScheduler.claimed_hooks() == ("scheduler",)
+
+
+def test_fast_dropout_keeps_nn_dropout_semantics():
+    from tricks.plugins.dropout import FastDropout
+
+    d = FastDropout(0.2)
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = d.train()(x)
+    dropped = (y == 0).double().mean().item()
+    assert abs(dropped - 0.2) < 0.005                      # P(drop) = p, per element
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.8))   # kept values scaled by 1/(1-p)
+    assert abs(y.mean().item() - 1.0) < 0.01               # expectation preserved
+    assert torch.equal(d.eval()(x), x)                     # identity at evaluation
+    xg = torch.ones(1000, requires_grad=True)
+    out = d.train()(xg)
+    out.sum().backward()
+    assert torch.equal(xg.grad, out.detach())              # gradient flows through the same mask

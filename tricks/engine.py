@@ -20,7 +20,10 @@ from .data import Dataset, class_balanced_subset
 from .recipe import Recipe
 from .settings import RunSettings
 
-EVAL_BATCH = 1000          # images per forward pass when evaluating (no gradients, so larger is faster)
+EVAL_BATCH = 500           # images per forward pass when evaluating (no gradients, so larger is faster)
+# channels_last (NHWC) activations: oneDNN's convolutions and max-pooling are much faster in it on
+# CPU (measured: 1.4x per training step at batch 64, 2x for evaluation; benchmarks/throughput.py).
+MEMORY_FORMAT = torch.channels_last
 PROGRESS_EVERY = 50        # training steps between progress events
 SUBSET_SEED = 0            # the --train-subset draw is the same for every variant and seed
 
@@ -48,7 +51,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
     steps = math.ceil(n / batch_size)
     for step in range(steps):
         idx = perm[step * batch_size:(step + 1) * batch_size]
-        x = transform(images[idx].float().div_(255.0))
+        x = transform(images[idx].float().div_(255.0)).contiguous(memory_format=MEMORY_FORMAT)
         with autocast(images.device, precision):
             loss = F.nll_loss(model(x).float(), labels[idx])
         optimizer.zero_grad(set_to_none=True)
@@ -67,7 +70,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, trans
     model.eval()
     preds, loss = [], torch.zeros((), dtype=torch.float64, device=images.device)
     for i in range(0, images.shape[0], batch_size):
-        x = transform(images[i:i + batch_size].float().div_(255.0))
+        x = transform(images[i:i + batch_size].float().div_(255.0)).contiguous(memory_format=MEMORY_FORMAT)
         with autocast(images.device, precision):
             out = model(x).float()
         loss += F.nll_loss(out, labels[i:i + batch_size], reduction="sum")
@@ -89,7 +92,7 @@ def train_run(settings: RunSettings, dataset: Dataset, device: torch.device, on_
     train_x, train_y = train_x.to(device), train_y.to(device)
     test_x, test_y = dataset.test_x.to(device), dataset.test_y.to(device)
 
-    model = recipe.model(settings.seed, len(dataset.classes)).to(device)
+    model = recipe.model(settings.seed, len(dataset.classes)).to(device, memory_format=MEMORY_FORMAT)
     optimizer = recipe.optimizer(model)
     scheduler = recipe.scheduler(optimizer)
     callbacks = recipe.callbacks()

@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PRECISIONS = ("fp32", "bf16")
+# Bumped whenever the engine's numerics change (memory format, op order), so that stored runs made
+# by an older engine are trained again rather than mixed with new ones.
+# 2: channels_last activations, vectorized dropout masks.
+ENGINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class RunSettings:
     precision: str                      # "fp32" or "bf16" (autocast)
     data_kind: str
     data_sha256: str                    # the decoded dataset's checksum: a different dataset re-runs
+    engine: int = ENGINE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

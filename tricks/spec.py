@@ -8,6 +8,7 @@
     epochs = 10                           # full passes over the training split
     batch_size = 64                       # images per optimizer step
     seeds = [0, 1, 2, 3, 4]               # default seeds, shared by every variant
+    train_subset = 10000                  # optional: a class-balanced subset of the training split
 
     [[variants]]
     name = "baseline"
@@ -33,7 +34,7 @@ from .errors import SpecError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_KEYS = {"name", "description", "imports", "training", "variants"}
-TRAINING_KEYS = {"epochs", "batch_size", "seeds"}
+TRAINING_KEYS = {"epochs", "batch_size", "seeds", "train_subset"}
 VARIANT_KEYS = {"name", "description", "base", "tricks"}
 MAX_EPOCHS = 10_000
 MAX_BATCH = 65_536
@@ -44,6 +45,7 @@ class Training:
     epochs: int = 10        # full passes over the training split (the study: 10)
     batch_size: int = 64    # images per optimizer step (the study: 64)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # five paired seeds: enough for a t-interval to mean something
+    train_subset: int | None = None  # images in a class-balanced training subset; None: the whole split
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ def parse_spec(text: str, path: str = "<string>") -> Spec:
         epochs=_int(tr.get("epochs", d.epochs), f"{where} [training] epochs", 1, MAX_EPOCHS),
         batch_size=_int(tr.get("batch_size", d.batch_size), f"{where} [training] batch_size", 1, MAX_BATCH),
         seeds=check_seeds(tr.get("seeds", list(d.seeds)), f"{where} [training] seeds"),
+        train_subset=_int(tr["train_subset"], f"{where} [training] train_subset", 1, 10**9)
+        if "train_subset" in tr else None,
     )
 
     variants_raw = raw.get("variants")

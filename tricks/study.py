@@ -69,8 +69,9 @@ def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettin
     spec = opts.spec
     seeds = opts.seeds or spec.training.seeds
     epochs = opts.epochs or spec.training.epochs
+    subset = opts.train_subset or spec.training.train_subset
     return [RunSettings(spec=spec.name, variant=v.name, tricks=v.tricks, imports=spec.imports, seed=s,
-                        epochs=epochs, batch_size=spec.training.batch_size, train_subset=opts.train_subset,
+                        epochs=epochs, batch_size=spec.training.batch_size, train_subset=subset,
                         precision=opts.precision, data_kind=data_kind, data_sha256=data_sha256)
             for s in seeds for v in spec.select(opts.variants)]   # seed-major: whole seeds finish first
 
@@ -232,11 +233,11 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
     except OSError as exc:
         raise TricksError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from None
     dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
-    if opts.train_subset is not None:
+    runs = plan(opts, opts.source.kind, dataset.checksum)
+    if runs[0].train_subset is not None:
         from .data import class_balanced_subset
 
-        class_balanced_subset(dataset.train_y, opts.train_subset)  # validates the size before any run
-    runs = plan(opts, opts.source.kind, dataset.checksum)
+        class_balanced_subset(dataset.train_y, runs[0].train_subset)  # validates the size before any run
     with DirectoryLock(out_dir):
         done, todo = split_done(runs, out_dir)
         if device.type == "cuda":
