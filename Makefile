@@ -2,6 +2,7 @@
 #   make ablation   the study (benchmarks/backprop_tricks.toml), 5 seeds, on whatever device there is
 #   make figures    regenerate figures, tables and REPORT.md from stored runs (no training)
 #   make test       the test suite
+#   make regression the CI regression check on accuracy deltas (needs REG_DATA or CIFAR10_JPEG_DIR)
 # Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET WORKERS DEVICE PRECISION OUT RESULTS
 
 PYTHON ?= python3
@@ -21,7 +22,12 @@ ABLATION_ARGS = --spec $(SPEC) --seeds $(SEEDS) --dataset $(DATASET) --device $(
 	$(if $(TRAIN_SUBSET),--train-subset $(TRAIN_SUBSET)) $(if $(WORKERS),--workers $(WORKERS)) \
 	$(if $(OUT),--out $(OUT))
 
-.PHONY: venv ablation one-at-a-time figures test clean-venv
+# The CI regression check runs benchmarks/ci_profile.toml on the CIFAR-10 JPEG copy in REG_DATA.
+REG_DATA  ?= $(CIFAR10_JPEG_DIR)
+REG_OUT   ?= results/ci_profile
+REG_REF   ?= results/reference/ci_profile.json
+
+.PHONY: venv ablation one-at-a-time figures test bench regression regression-update regression-run clean-venv
 
 venv: $(STAMP)
 
@@ -42,6 +48,23 @@ figures: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py $(if $(REG_DATA),--data-dir $(REG_DATA))
+
+regression-run: $(STAMP)
+	@if [ -z "$(REG_DATA)" ] || [ ! -d "$(REG_DATA)/train" ]; then \
+	  echo "regression check cannot run: no image data. Unpack cifar10-jpeg.tar.gz and pass" >&2; \
+	  echo "  make regression REG_DATA=/path/to/cifar10-jpeg   (or set CIFAR10_JPEG_DIR)" >&2; exit 2; fi
+	rm -rf $(REG_OUT)
+	$(PY) -m tricks ablation --spec benchmarks/ci_profile.toml --dataset imagefolder --data-dir $(REG_DATA) \
+	  --out $(REG_OUT) --no-progress --no-report
+
+regression: regression-run
+	$(PY) -m tricks check --results $(REG_OUT) --reference $(REG_REF)
+
+regression-update: regression-run
+	$(PY) -m tricks check --results $(REG_OUT) --reference $(REG_REF) --update
 
 clean-venv:
 	rm -rf $(VENV)

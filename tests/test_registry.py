@@ -78,3 +78,32 @@ def test_params_fill_defaults_and_coerce_ints_to_floats():
     t = TRICKS.get("exp_lr")(lr=1)
     assert t.p == {"lr": 1.0, "gamma": 0.8} and isinstance(t.p["lr"], float)
     assert Param("x", float, 0.0, "").validate(3, "o") == 3.0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+any_value = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                      st.text(max_size=6), st.lists(st.one_of(st.text(max_size=6), st.integers()), max_size=3),
+                      st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(BUILTIN), key=st.sampled_from(["p", "after", "lr", "gamma", "weight_decay",
+                                                           "distribution", "mode", "other"]), value=any_value)
+def test_any_parameter_value_is_accepted_in_range_or_refused_with_spec_error(name, key, value):
+    cls = TRICKS.get(name)
+    try:
+        t = cls(**{key: value})
+    except SpecError:
+        return
+    declared = {p.name: p for p in cls.params}
+    p = declared[key]
+    v = t.p[key]
+    if p.kind is float:
+        assert isinstance(v, float) and (p.low is None or v >= p.low) and (p.high is None or v <= p.high)
+        assert not (p.low_open and v == p.low) and not (p.high_open and v == p.high)
+    elif p.kind is list:
+        assert v and all(item in p.choices for item in v)
+    else:
+        assert v in p.choices

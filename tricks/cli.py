@@ -1,4 +1,4 @@
-"""The ``tricks`` command: list, ablation, figures.
+"""The ``tricks`` command: list, ablation, figures, check.
 
 Every user error is a ``TricksError``: printed as one line on stderr, exit code 2.
 """
@@ -108,6 +108,38 @@ def cmd_figures(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    import json
+
+    from .regression import compare, describe_update, format_table, make_reference
+    from .results import write_json
+    from .studydata import load_study
+
+    data = load_study(Path(args.results))
+    ref_path = Path(args.reference)
+    old = None
+    if ref_path.is_file():
+        try:
+            old = json.loads(ref_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise TricksError(f"reference {ref_path} is not valid JSON ({exc}); re-create it with --update") from None
+    if args.update:
+        try:
+            new = make_reference(data)
+        except ValueError as exc:
+            raise TricksError(str(exc)) from None
+        print(describe_update(old, new))
+        write_json(ref_path, new)
+        print(f"reference written: {ref_path}")
+        return 0
+    if old is None:
+        raise TricksError(f"no reference at {ref_path}; create one with 'make regression-update' "
+                          "(tricks check --update)")
+    result = compare(old, data)
+    print(format_table(result))
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tricks", description="Ablation benchmark of backprop tricks on CIFAR-10.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -135,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     fg = sub.add_parser("figures", help="regenerate figures, tables and REPORT.md from stored runs (no training)")
     fg.add_argument("--results", required=True, help="a results directory written by 'tricks ablation'")
     fg.set_defaults(func=cmd_figures)
+
+    ck = sub.add_parser("check", help="compare a CI-profile study's deltas with a reference; exit 1 on regression")
+    ck.add_argument("--results", required=True, help="results directory of the CI-profile study")
+    ck.add_argument("--reference", required=True, help="reference JSON (results/reference/ci_profile.json)")
+    ck.add_argument("--update", action="store_true", help="re-baseline: write the reference from --results")
+    ck.set_defaults(func=cmd_check)
     return p
 
 
