@@ -144,6 +144,12 @@ def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, t
     assert "FAILED boom__seed0" in err and "FAILED boom__seed1" in err
     assert ("worker process died" in err) if how == "hard" else ("soft crash in a trick" in err)
     assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["baseline__seed0.json", "baseline__seed1.json"]
+    failures = json.loads((out / "failures.json").read_text())
+    assert sorted(failures) == ["boom__seed0", "boom__seed1"]
+    from tricks.report import build_report
+
+    report = build_report(out).read_text()
+    assert "Failed in the latest invocation" in report and "- boom seed 1: " in report
     TRICKS.unregister("crash")
 
 

@@ -87,11 +87,13 @@ def cmd_ablation(args) -> int:
         progress=not args.no_progress)
     outcome = run_study(opts)
     print(f"{outcome.planned} runs planned, {outcome.reused} reused from earlier, "
-          f"{len(outcome.finished)} trained, {len([k for k in outcome.failed if ':' not in k])} failed "
+          f"{len(outcome.finished)} trained, {len(outcome.failed)} failed "
           f"in {outcome.wall_seconds:.0f} s -> {outcome.out_dir / 'runs.csv'}")
     for stem, reason in outcome.failed.items():
-        if ":" not in stem:
-            print(f"  FAILED {stem}: {reason.splitlines()[0]}", file=sys.stderr)
+        print(f"  FAILED {stem}: {reason.splitlines()[0]}", file=sys.stderr)
+    if outcome.failed:
+        print(f"  (reasons and tracebacks: {outcome.out_dir / 'failures.json'}; run the same command again "
+              "to retry them)", file=sys.stderr)
     if not args.no_report and outcome.finished:
         from .report import build_report
 

@@ -140,6 +140,11 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
                   f"{len(data.missing)} planned run(s) have no finished result (not run yet, interrupted, or "
                   "failed); the statistics below use only the finished ones:",
                   ", ".join(f"{v} seed {s}" for v, s in data.missing), ""]
+        failed = [(v, s, data.failures[f"{v}__seed{s}"]["reason"]) for v, s in data.missing
+                  if f"{v}__seed{s}" in data.failures]
+        if failed:
+            lines += ["Failed in the latest invocation:", "",
+                      *[f"- {v} seed {s}: {reason.splitlines()[0]}" for v, s, reason in failed], ""]
     diverged = [r for r in recs if r["status"] == "diverged"]
     if diverged:
         lines += ["## Diverged runs", "", *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason', '')}"

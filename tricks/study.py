@@ -27,6 +27,8 @@ from .results import load_runs, read_run, run_path, write_json, write_runs_csv
 from .settings import RunSettings
 from .spec import Spec
 
+FAILURES = "failures.json"   # the runs that failed in the latest invocation, with reasons
+
 
 @dataclass
 class StudyOptions:
@@ -50,6 +52,7 @@ class StudyOutcome:
     reused: int
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)   # stem -> reason
+    tracebacks: dict[str, str] = field(default_factory=dict)   # stem -> traceback, for bugs in tricks/engine
     wall_seconds: float = 0.0
 
 
@@ -258,6 +261,8 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
         finally:
             signal.signal(signal.SIGTERM, old_term)
             _refresh_runs_csv(out_dir, runs)
+            write_json(out_dir / FAILURES, {stem: {"reason": reason, "traceback": outcome.tracebacks.get(stem)}
+                                            for stem, reason in outcome.failed.items()})
         outcome.wall_seconds = time.perf_counter() - t_start
     return outcome
 
@@ -296,7 +301,7 @@ def _finish(r: RunSettings, call, progress: _Progress, outcome: StudyOutcome, ou
         raise
     except Exception as exc:  # a bug in a trick or the engine: report it with the run, keep going
         outcome.failed[r.stem] = f"{type(exc).__name__}: {exc}"
-        outcome.failed[r.stem + ":traceback"] = traceback.format_exc()
+        outcome.tracebacks[r.stem] = traceback.format_exc()
         progress.finished(r.stem, "failed")
         return
     outcome.finished.append(r.stem)

@@ -24,6 +24,7 @@ class StudyData:
     manifest: dict
     records: list[dict]
     missing: list[tuple[str, int]] = field(default_factory=list)
+    failures: dict[str, dict] = field(default_factory=dict)   # stem -> {"reason", "traceback"}
 
     @property
     def order(self) -> list[str]:
@@ -82,4 +83,10 @@ def load_study(directory: Path) -> StudyData:
     order = {v["name"]: i for i, v in enumerate(manifest["spec"]["variants"])}
     records.sort(key=lambda r: (order.get(r["variant"], 1 << 30), r["seed"]))
     missing = sorted((k for k in planned if k not in have), key=lambda k: (order.get(k[0], 1 << 30), k[1]))
-    return StudyData(directory, manifest, records, missing)
+    failures = {}
+    if (directory / "failures.json").is_file():
+        try:
+            failures = json.loads((directory / "failures.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            failures = {}
+    return StudyData(directory, manifest, records, missing, failures)
