@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # non-interactive: figures are files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .stats import IMPROVEMENT, REGRESSION  # noqa: E402
 
@@ -143,6 +144,7 @@ def learning_curves(history: pd.DataFrame, order: Sequence[str], path: Path) -> 
     a2.set(xlabel="epoch", ylabel="mean training NLL", title="Training loss per epoch")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     a1.legend(fontsize=8, ncol=2)
     fig.suptitle("Learning curves: mean over seeds, shaded from the worst to the best seed")
     fig.tight_layout()
@@ -162,5 +164,6 @@ def lr_schedule(history: pd.DataFrame, order: Sequence[str], path: Path) -> Path
     ax.set(xlabel="epoch", ylabel="learning rate (log scale)",
            title="Learning rate per epoch (lines nudged apart by 1% to stay visible)")
     ax.grid(alpha=0.3, which="both")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)
