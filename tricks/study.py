@@ -153,7 +153,7 @@ def execute(settings: RunSettings, source: DataSource, out_dir: str, device_name
     t0 = time.perf_counter()
     out = train_run(settings, dataset, device, emit)
     preds = out.pop("predictions")
-    metrics = score(dataset.test_y.tolist()[:len(preds)], preds, dataset.classes) if preds else {}
+    metrics = score(dataset.test_y.tolist(), preds, dataset.classes)
     record = {"schema": 1, "variant": settings.variant, "seed": settings.seed,
               "settings": settings.to_dict(), "settings_key": settings.key(), **out,
               "metrics": metrics, "classes": dataset.classes,
@@ -170,10 +170,10 @@ def execute(settings: RunSettings, source: DataSource, out_dir: str, device_name
 class _Progress:
     """A study bar plus one bar per worker (epoch, loss, test accuracy), fed from worker events."""
 
-    def __init__(self, total: int, enabled: bool, workers: int):
+    def __init__(self, total: int, enabled: bool):
         from tqdm.auto import tqdm
 
-        self.tqdm, self.enabled, self.workers = tqdm, enabled, workers
+        self.tqdm, self.enabled = tqdm, enabled
         self.study = tqdm(total=total, desc="study", unit="run", disable=not enabled, position=0)
         self.bars: dict = {}
         self.started: set[str] = set()
@@ -253,6 +253,8 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
             raise TricksError(f"--workers must be at least 1, got {workers}")
         write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
         outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done))
+        if workers == 1 and device.type == "cpu":   # runs in this process: keep the loaded data
+            _WORKER.update(dataset=dataset, data_key=(opts.source, str(device)))
         del dataset
         old_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
@@ -276,7 +278,7 @@ def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:
 def _run_all(todo: list[RunSettings], opts: StudyOptions, device, workers: int, outcome: StudyOutcome) -> None:
     import torch
 
-    progress = _Progress(len(todo), opts.progress, workers)
+    progress = _Progress(len(todo), opts.progress)
     try:
         if workers == 1 and device.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
