@@ -97,3 +97,13 @@ def test_figures_command_does_not_import_torch(study):
     r = subprocess.run([sys.executable, "-c", code, str(study)], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert (study / "REPORT.md").is_file()
+
+
+def test_regeneration_is_byte_identical(study):
+    build_report(study)
+    first = {p.name: p.read_bytes() for p in [*(study / "figures").iterdir(), study / "REPORT.md",
+                                              study / "summary.csv", study / "deltas.csv"]}
+    build_report(study)
+    second = {p.name: p.read_bytes() for p in [*(study / "figures").iterdir(), study / "REPORT.md",
+                                               study / "summary.csv", study / "deltas.csv"]}
+    assert first == second
