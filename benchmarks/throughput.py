@@ -164,7 +164,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("CIFAR10_JPEG_DIR"),
                     help="imagefolder of CIFAR-10 images (default $CIFAR10_JPEG_DIR); random images without it")
-    ap.add_argument("--train-images", type=int, default=5000, help="training images per run (class-balanced)")
+    ap.add_argument("--train-images", type=int, default=10000, help="training images per run (class-balanced)")
     ap.add_argument("--test-images", type=int, default=2000, help="test images evaluated after each epoch")
     ap.add_argument("--epochs", type=int, default=1, help="epochs per run")
     ap.add_argument("--out", default=str(REPO / "results" / "bench"))

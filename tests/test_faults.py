@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,33 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path
     assert rows["huge_lr"]["status"] == "diverged" and rows["baseline"]["status"] == "ok"
     report = (out / "REPORT.md").read_text()
     assert "## Diverged runs" in report and "huge_lr seed 0" in report
+
+
+def _worker_pids(parent: int) -> list[int]:
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(stat[1]) == parent and b"multiprocessing-fork" in cmd:
+            pids.append(int(p.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
+def test_a_worker_killed_mid_run_is_retried_and_the_study_completes(bigger_folder, tmp_path):
+    out = tmp_path / "res"
+    proc = subprocess.Popen(study_cmd(bigger_folder, out), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_first_run(out, proc)
+    workers = _worker_pids(proc.pid)
+    assert workers, "no worker processes found"
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    assert "6 trained, 0 failed" in stdout
+    check_complete(out)
