@@ -66,6 +66,16 @@ def _p(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
 
 
+def _revisions(records: list[dict]) -> list[str]:
+    """The git revisions the runs were made at, each marked if the tree had uncommitted changes."""
+    dirty: dict[str, bool] = {}
+    for r in records:
+        g = (r.get("provenance") or {}).get("git") or {}
+        rev = (g.get("revision") or "unknown")[:12]
+        dirty[rev] = dirty.get(rev, False) or bool(g.get("dirty"))
+    return [f"`{rev}`" + (" (with uncommitted changes)" if d else "") for rev, d in sorted(dirty.items())]
+
+
 def _elapsed_minutes(records: list[dict]) -> float:
     """Wall time of the study as the runs record it: first start (finish minus run time) to last finish."""
     times = [(datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp(), r.get("wall_seconds", 0.0))
@@ -121,10 +131,10 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
     ds = m["dataset"]
     recs = data.records
     prov = recs[0]["provenance"] if recs else {}
-    git = prov.get("git", {})
     compute = sum(r.get("wall_seconds", 0.0) for r in recs)
     finished = sorted(r.get("finished_at", "") for r in recs if r.get("finished_at"))
     elapsed = _elapsed_minutes(recs)
+    engines = sorted({str((r.get("settings") or {}).get("engine", "?")) for r in recs})
     devices = sorted({r["provenance"].get("device", "?") + (" / " + r["provenance"]["gpu"]
                                                             if r["provenance"].get("gpu") else "")
                       for r in recs})
@@ -141,8 +151,8 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
              f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
              f"- device: {', '.join(devices) or 'n/a'}; CPU: {prov.get('cpu', 'n/a')}; "
              f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}",
-             f"- code: git `{(git.get('revision') or 'unknown')[:12]}`" + (" (with uncommitted changes)"
-                                                                          if git.get('dirty') else ""),
+             f"- code: git {', '.join(_revisions(recs)) or 'unknown'}; engine version {', '.join(engines) or '?'} "
+             "(part of every run's settings: runs from another engine version are trained again, never mixed)",
              f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"
              + (f"; elapsed from the first run's start to the last run's end: {elapsed:.1f} min "
                 f"({finished[0]} to {finished[-1]})" if finished else ""), ""]
