@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import TricksError
-from .results import load_runs, run_row
+from .results import RUNS_CSV_COLUMNS, load_runs, run_row
 
 
 @dataclass
@@ -40,10 +40,8 @@ class StudyData:
         return self.records[0]["classes"] if self.records else self.manifest["dataset"].get("classes", [])
 
     def runs(self) -> pd.DataFrame:
-        cols = ["variant", "seed", "status", "accuracy", "micro_f1", "macro_f1", "epochs", "train_seconds"]
-        return pd.DataFrame([run_row(r) for r in self.records], columns=None).reindex(
-            columns=cols + ["eval_seconds", "wall_seconds", "device", "settings_key"]) if self.records else \
-            pd.DataFrame(columns=cols)
+        """One row per counted run, with the columns of runs.csv."""
+        return pd.DataFrame([run_row(r) for r in self.records], columns=list(RUNS_CSV_COLUMNS))
 
     def history(self) -> pd.DataFrame:
         """One row per (variant, seed, epoch): train_loss, test_accuracy, lr."""
