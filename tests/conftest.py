@@ -95,3 +95,30 @@ def write_fake_study(out: Path, accs: dict, variants: list[tuple[str, str | None
         status = "diverged" if (v, s) in diverged else "ok"
         write_json(run_path(out, f"{v}__seed{s}"), fake_record(v, s, acc, f"k-{v}-{s}", status))
     return out
+
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    """``plugin_module(name, source)`` writes a trick module that specs can list under ``imports``,
+    importable here and in spawned workers; its tricks are unregistered afterwards, even on failure."""
+    import sys
+
+    from tricks.registry import TRICKS
+
+    before = set(TRICKS.names())
+    written = []
+
+    def write(name: str, source: str) -> Path:
+        sys.modules.pop(name, None)   # each test imports its own copy and registers it afresh
+        path = tmp_path / f"{name}.py"
+        path.write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        written.append(name)
+        return path
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+    for name in set(TRICKS.names()) - before:
+        TRICKS.unregister(name)

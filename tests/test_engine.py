@@ -79,12 +79,8 @@ class ToyEarlyStop(Trick):
 '''
 
 
-def test_a_toy_trick_added_as_one_module_runs_through_a_spec(tmp_path, monkeypatch, image_folder):
-    import sys
-
-    sys.modules.pop("toy_tricks_mod", None)
-    (tmp_path / "toy_tricks_mod.py").write_text(TOY)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_a_toy_trick_added_as_one_module_runs_through_a_spec(tmp_path, plugin_module, image_folder):
+    plugin_module("toy_tricks_mod", TOY)
     spec_path = tmp_path / "toy.toml"
     spec_path.write_text(textwrap.dedent('''
         name = "toy"
@@ -114,6 +110,3 @@ def test_a_toy_trick_added_as_one_module_runs_through_a_spec(tmp_path, monkeypat
     assert rec["settings"]["tricks"] == [{"name": "toy_early_stop", "epochs": 2}]
     assert json.loads((out / "runs" / "baseline__seed0.json").read_text())["epochs_run"] == 4
     assert spec.variants[1].tricks[0]["name"] == "toy_early_stop"
-    from tricks.registry import TRICKS
-
-    TRICKS.unregister("toy_early_stop")

@@ -115,14 +115,8 @@ class Crash(Trick):
 
 
 @pytest.mark.parametrize("how", ["hard", "soft"])
-def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, tmp_path, monkeypatch, capsys):
-    from tricks.registry import TRICKS
-
-    sys.modules.pop("crashy_mod", None)   # each test imports its own copy and registers it afresh
-    TRICKS.unregister("crash")
-    (tmp_path / "crashy_mod.py").write_text(CRASHY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, tmp_path, plugin_module, capsys):
+    plugin_module("crashy_mod", CRASHY)
     spec = tmp_path / "crashy.toml"
     spec.write_text(textwrap.dedent(f'''
         name = "crashy"
@@ -151,7 +145,6 @@ def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, t
 
     report = build_report(out).read_text()
     assert "Failed in the latest invocation" in report and "- boom seed 1: " in report
-    TRICKS.unregister("crash")
 
 
 def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path, capsys):
