@@ -2,8 +2,8 @@
 
 On CPU each worker process trains one run at a time with ``cpu_count // workers`` intra-op
 threads (on a 2-core machine, two 1-thread workers train ~4,200 img/s together, one 2-thread
-process ~3,400); on CUDA there is one worker per GPU. Every finished run is written at once, atomically, so an
-interrupted study resumes where it stopped.
+process ~3,400); on CUDA there is one worker per GPU. Every finished run is written at once,
+atomically, so an interrupted study resumes where it stopped.
 """
 
 from __future__ import annotations
