@@ -167,3 +167,30 @@ def test_fast_dropout_keeps_nn_dropout_semantics():
     out = d.train()(xg)
     out.sum().backward()
     assert torch.equal(xg.grad, out.detach())              # gradient flows through the same mask
+
+
+def test_fast_dropout_masks_are_independent_per_element_and_follow_the_layout():
+    from tricks.plugins.dropout import MASK_LEVELS, FastDropout
+
+    p = 0.3
+    d = FastDropout(p).train()
+    torch.manual_seed(1)
+    y = d(torch.ones(400_000))
+    dropped = y == 0
+    # neighbours share a 64-bit draw (4 x 16 bits): their drops must still be independent
+    for gap in (1, 2, 3, 4):
+        both = (dropped[:-gap] & dropped[gap:]).double().mean().item()
+        assert abs(both - p * p) < 0.004, gap
+    assert abs(y[~dropped][0].item() - MASK_LEVELS / (MASK_LEVELS - round(p * MASK_LEVELS))) < 1e-6
+    # same layout and dtype as the input, for channels_last and bf16 activations
+    x = torch.ones(8, 16, 6, 6).contiguous(memory_format=torch.channels_last).bfloat16()
+    out = d(x)
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    assert abs((out == 0).float().mean().item() - p) < 0.05
+    # a non-dense input (a strided view) is handled, and the draw is reproducible under a seed
+    view = torch.ones(50, 40)[:, ::2]
+    torch.manual_seed(7)
+    a = d(view)
+    torch.manual_seed(7)
+    assert torch.equal(a, d(view)) and a.shape == (50, 20)
+    assert not torch.equal(a, d(view))                     # a fresh mask on the next call

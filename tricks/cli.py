@@ -77,8 +77,8 @@ def cmd_ablation(args) -> int:
     seeds = _seeds(args.seeds) if args.seeds else None
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     spec.select(variants)   # unknown names fail here, listing the valid ones
-    if args.precision not in PRECISIONS:
-        raise TricksError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if args.precision not in ("auto",) + PRECISIONS:
+        raise TricksError(f"--precision must be one of auto, {', '.join(PRECISIONS)}")
     opts = StudyOptions(
         spec=spec, source=DataSource(args.dataset, args.data_dir or _default_data_dir()),
         out_dir=Path(args.out or Path("results") / spec.name), variants=variants, seeds=seeds,
@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--data-dir", help="data directory (default: $TRICKS_DATA_DIR, else ./data)")
     ab.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when there is one)")
     ab.add_argument("--workers", type=int, help="parallel runs (default: one per core on CPU, one per GPU)")
-    ab.add_argument("--precision", default="fp32", help="fp32 (default) or bf16 autocast")
+    ab.add_argument("--precision", default="auto",
+                    help="auto (default: bf16 autocast where the device has native bf16, else fp32), fp32 or bf16")
     ab.add_argument("--out", help="results directory (default results/<spec name>)")
     ab.add_argument("--no-progress", action="store_true", help="no progress bars")
     ab.add_argument("--no-report", action="store_true", help="do not render figures and REPORT.md at the end")
