@@ -14,7 +14,7 @@ SPEC      ?= benchmarks/backprop_tricks.toml
 SEEDS     ?= 0,1,2,3,4
 DATASET   ?= cifar10
 DEVICE    ?= auto
-PRECISION ?= fp32
+PRECISION ?= auto
 RESULTS   ?= results/backprop_tricks
 
 ABLATION_ARGS = --spec $(SPEC) --seeds $(SEEDS) --dataset $(DATASET) --device $(DEVICE) --precision $(PRECISION) \
@@ -22,7 +22,8 @@ ABLATION_ARGS = --spec $(SPEC) --seeds $(SEEDS) --dataset $(DATASET) --device $(
 	$(if $(TRAIN_SUBSET),--train-subset $(TRAIN_SUBSET)) $(if $(WORKERS),--workers $(WORKERS)) \
 	$(if $(OUT),--out $(OUT))
 
-# The CI regression check runs benchmarks/ci_profile.toml on the CIFAR-10 JPEG copy in REG_DATA.
+# The CI regression check runs benchmarks/ci_profile.toml on the CIFAR-10 JPEG copy in REG_DATA, in bf16
+# (pinned, not auto, so that the reference stays comparable on a machine without native bf16).
 REG_DATA  ?= $(CIFAR10_JPEG_DIR)
 REG_OUT   ?= results/ci_profile
 REG_REF   ?= results/reference/ci_profile.json
@@ -58,7 +59,7 @@ regression-run: $(STAMP)
 	  echo "  make regression REG_DATA=/path/to/cifar10-jpeg   (or set CIFAR10_JPEG_DIR)" >&2; exit 2; fi
 	rm -rf $(REG_OUT)
 	$(PY) -m tricks ablation --spec benchmarks/ci_profile.toml --dataset imagefolder --data-dir $(REG_DATA) \
-	  --out $(REG_OUT) --no-progress --no-report
+	  --precision bf16 --out $(REG_OUT) --no-progress --no-report
 
 regression: regression-run
 	$(PY) -m tricks check --results $(REG_OUT) --reference $(REG_REF)

@@ -35,6 +35,10 @@ def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, 
     rec = json.loads((out / "runs" / "baseline__seed0.json").read_text())
     assert set(rec["provenance"]) >= {"git", "packages", "device", "cpu", "python"}
     assert rec["dataset"]["sha256"] and rec["settings"]["seed"] == 0 and rec["wall_seconds"] > 0
+    import torch
+
+    from tricks.study import bf16_is_native, choose_precision
+    assert rec["settings"]["precision"] == choose_precision("auto", bf16_is_native(torch.device("cpu")))
     assert len(rec["metrics"]["confusion_matrix"]) == 3 and set(rec["metrics"]["per_class"]) == {"blue", "green", "red"}
     assert (out / "REPORT.md").is_file() and (out / "figures" / "micro_f1.png").is_file()
     capsys.readouterr()
@@ -58,6 +62,7 @@ def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, 
     (["--train-subset", "999999"], "larger than the training split"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--precision", "fp16"], "--precision must be one of auto, fp32, bf16"),
     (["--spec", "nope.toml"], "spec file nope.toml does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(args, fragment, image_folder, tmp_path):
@@ -114,3 +119,15 @@ def test_short_real_run_on_cifar10_jpegs(real_images, tmp_path):
         assert row["status"] == "ok" and float(row["accuracy"]) > 0.18
     rec = json.loads((out / "runs" / "baseline__seed0.json").read_text())
     assert rec["train_images"] == 2000 and sum(rec["metrics"]["confusion_matrix"][0]) == 1000
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it():
+    from tricks.errors import TricksError
+    from tricks.study import choose_precision
+
+    assert choose_precision("auto", native_bf16=True) == "bf16"
+    assert choose_precision("auto", native_bf16=False) == "fp32"
+    assert choose_precision("fp32", native_bf16=True) == "fp32"      # an explicit choice is kept
+    assert choose_precision("bf16", native_bf16=False) == "bf16"
+    with pytest.raises(TricksError, match="valid: auto, fp32, bf16"):
+        choose_precision("fp16", native_bf16=True)

@@ -57,8 +57,11 @@ def check_complete(out):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_study_resumes_and_redoes_only_unfinished_runs(sig, bigger_folder, tmp_path):
     out = tmp_path / "res"
+    # SIGINT back to its default in the child: a shell starts background jobs (e.g. `make test &`)
+    # with SIGINT ignored, which the study would inherit, and then it could not be interrupted
     proc = subprocess.Popen(study_cmd(bigger_folder, out), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_first_run(out, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)

@@ -93,3 +93,22 @@ def test_delta_table_with_no_common_seeds_is_undecided():
                          {"variant": "a", "seed": 1, "status": "ok", "micro_f1": 0.6}])
     d = delta_table(runs, [("a", "baseline", "vs_baseline")])
     assert d.loc[0, "n"] == 0 and d.loc[0, "verdict"] == UNDECIDED
+
+
+def test_between_studies_pairs_by_seed_and_flags_a_shift():
+    from tricks.stats import between_studies
+
+    def table(acc):   # acc: {variant: {seed: value}}
+        return pd.DataFrame([{"variant": v, "seed": s, "status": "ok", "micro_f1": x}
+                             for v, d in acc.items() for s, x in d.items()])
+
+    a = table({"base": {0: 0.70, 1: 0.72, 2: 0.68, 3: 0.71}, "trick": {0: 0.75, 1: 0.74, 2: 0.73}})
+    # B: base unchanged up to noise of +-0.002; trick 2 points lower on every seed; an extra seed 4 in B
+    b = table({"base": {0: 0.702, 1: 0.718, 2: 0.681, 3: 0.709, 4: 0.9}, "trick": {0: 0.73, 1: 0.72, 2: 0.71}})
+    t, overall = between_studies(a, b, ["base", "trick"])
+    base, trick = t.set_index("variant").loc["base"], t.set_index("variant").loc["trick"]
+    assert base["n"] == 4 and base["seeds"] == "0,1,2,3"          # seed 4 has no partner in A
+    assert base["n_b"] == 5 and base["mean_b"] == pytest.approx((0.702 + 0.718 + 0.681 + 0.709 + 0.9) / 5)
+    assert base["delta"] == pytest.approx(0.0) and base["verdict"] == NOISE
+    assert trick["delta"] == pytest.approx(-0.02) and trick["verdict"] == REGRESSION
+    assert overall["n"] == 7 and overall["delta"] == pytest.approx(-0.06 / 7)

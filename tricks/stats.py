@@ -53,6 +53,10 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
     return float(np.mean(means >= observed - 1e-12))
 
 
+NO_PAIRS = {"n": 0, "delta": math.nan, "delta_std": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+            "t_p": math.nan, "sign_flip_p": math.nan, "verdict": UNDECIDED}   # paired() with no seeds in common
+
+
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     """Statistics of ``a - b`` for values paired by position (same seed)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -124,10 +128,35 @@ def delta_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str]], metri
         a = ok[ok["variant"] == variant].set_index("seed")[metric]
         b = ok[ok["variant"] == against].set_index("seed")[metric]
         seeds = sorted(set(a.index) & set(b.index))
-        st = paired(a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()) if seeds else \
-            {"n": 0, "delta": math.nan, "delta_std": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-             "t_p": math.nan, "sign_flip_p": math.nan, "verdict": UNDECIDED}
+        st = paired(a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()) if seeds else dict(NO_PAIRS)
         rows.append({"variant": variant, "against": against, "kind": kind, "metric": metric,
                      "seeds": ",".join(map(str, seeds)), **st})
     return pd.DataFrame(rows, columns=["variant", "against", "kind", "metric", "seeds", "n", "delta", "delta_std",
                                        "ci_low", "ci_high", "t_p", "sign_flip_p", "verdict"])
+
+
+def between_studies(runs_a: pd.DataFrame, runs_b: pd.DataFrame, order: Sequence[str],
+                    metric: str = "micro_f1") -> tuple[pd.DataFrame, dict]:
+    """Study B minus study A for the same variants (e.g. bf16 vs fp32, a new engine vs the old one).
+
+    Per variant: each study's mean and interval over its own finished seeds, and B - A paired on
+    the seeds both finished (a seed gives the same init and data order in both). ``overall`` pairs
+    every (variant, seed) at once; those pairs share seeds across variants, so read its interval
+    as a summary, not as an independent-sample test.
+    """
+    ok_a, ok_b = runs_a[runs_a["status"] == "ok"], runs_b[runs_b["status"] == "ok"]
+    rows, all_a, all_b = [], [], []
+    for v in order:
+        a = ok_a[ok_a["variant"] == v].set_index("seed")[metric]
+        b = ok_b[ok_b["variant"] == v].set_index("seed")[metric]
+        seeds = sorted(set(a.index) & set(b.index))
+        ia, ib = interval(a.to_numpy()), interval(b.to_numpy())
+        pa, pb = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
+        st = paired(pb, pa) if seeds else dict(NO_PAIRS)
+        rows.append({"variant": v, "n_a": ia["n"], "mean_a": ia["mean"], "ci_low_a": ia["ci_low"],
+                     "ci_high_a": ia["ci_high"], "n_b": ib["n"], "mean_b": ib["mean"], "ci_low_b": ib["ci_low"],
+                     "ci_high_b": ib["ci_high"], "seeds": ",".join(map(str, seeds)), **st})
+        all_a += list(pa)
+        all_b += list(pb)
+    overall = paired(all_b, all_a) if all_a else dict(NO_PAIRS)
+    return pd.DataFrame(rows), overall
