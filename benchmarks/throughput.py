@@ -169,29 +169,29 @@ class RandLikeDropout(torch.nn.Dropout):
         return x * (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
-def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None) -> float:
-    """Training images/s of LEVER_STEPS steps of the norm_inputs net (+ conv dropout) on 1 thread."""
+def lever_net(data: Dataset, memory_format=MEMORY_FORMAT, dropout_cls=None):
+    """(recipe, input transform, model) of the norm_inputs variant (+ conv dropout) on 1 thread."""
     torch.set_num_threads(1)
-    recipe = Recipe("lever", STUDY.variants[1].instantiate())
-    transform = recipe.input_transform(data.train_x)
+    recipe = Recipe("lever", next(v for v in STUDY.variants if v.name == SLICE_VARIANTS[0]).instantiate())
     model = recipe.model(0, 10)
     if dropout_cls is not None:
         for r in CONV_RELUS:
             model = insert_after(model, r, f"d_{r}", dropout_cls(0.2))
-    model = model.to(memory_format=memory_format)
+    return recipe, recipe.input_transform(data.train_x), model.to(memory_format=memory_format)
+
+
+def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None) -> float:
+    """Training images/s of LEVER_STEPS steps (after 10 warm-up steps) of ``lever_net``."""
+    recipe, transform, model = lever_net(data, memory_format, dropout_cls)
     opt = recipe.optimizer(model)
     x, y = data.train_x[:(LEVER_STEPS + 10) * BATCH], data.train_y[:(LEVER_STEPS + 10) * BATCH]
     g = torch.Generator().manual_seed(0)
-    import tricks.engine as engine
-
-    saved, engine.MEMORY_FORMAT = engine.MEMORY_FORMAT, memory_format
-    try:
-        train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH, g, precision)
-        t = time.perf_counter()
-        train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH, g, precision)
-        return LEVER_STEPS * BATCH / (time.perf_counter() - t)
-    finally:
-        engine.MEMORY_FORMAT = saved
+    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH, g, precision,
+                    memory_format=memory_format)
+    t = time.perf_counter()
+    train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH, g, precision,
+                    memory_format=memory_format)
+    return LEVER_STEPS * BATCH / (time.perf_counter() - t)
 
 
 def _lever_job(data: Dataset, precision: str, fmt: str, dropout: str | None, keep_memory: bool) -> float:
@@ -204,10 +204,7 @@ def _lever_job(data: Dataset, precision: str, fmt: str, dropout: str | None, kee
 
 
 def eval_rate(data: Dataset, precision: str, batch: int) -> float:
-    torch.set_num_threads(1)
-    recipe = Recipe("lever", STUDY.variants[1].instantiate())
-    transform = recipe.input_transform(data.train_x)
-    model = recipe.model(0, 10).to(memory_format=MEMORY_FORMAT)
+    _, transform, model = lever_net(data)
     evaluate(model, data.test_x[:batch], data.test_y[:batch], transform, precision, batch)
     t = time.perf_counter()
     evaluate(model, data.test_x, data.test_y, transform, precision, batch)

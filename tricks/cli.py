@@ -69,7 +69,7 @@ def _fmt_trick(t: dict) -> str:
 
 def cmd_ablation(args) -> int:
     from .data import DataSource
-    from .settings import PRECISIONS
+    from .settings import PRECISION_CHOICES
     from .spec import load_spec
     from .study import StudyOptions, run_study
 
@@ -77,8 +77,8 @@ def cmd_ablation(args) -> int:
     seeds = _seeds(args.seeds) if args.seeds else None
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     spec.select(variants)   # unknown names fail here, listing the valid ones
-    if args.precision not in ("auto",) + PRECISIONS:
-        raise TricksError(f"--precision must be one of auto, {', '.join(PRECISIONS)}")
+    if args.precision not in PRECISION_CHOICES:
+        raise TricksError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}")
     opts = StudyOptions(
         spec=spec, source=DataSource(args.dataset, args.data_dir or _default_data_dir()),
         out_dir=Path(args.out or Path("results") / spec.name), variants=variants, seeds=seeds,

@@ -21,7 +21,9 @@ from .data import Dataset, class_balanced_subset
 from .recipe import Recipe
 from .settings import RunSettings
 
-EVAL_BATCH = 250           # images per forward pass when evaluating (larger is faster until a batch's conv1 output passes 32 MB, see allocator)
+# Images per forward pass when evaluating: larger is faster until a batch's fp32 conv1 output passes
+# the allocator's 32 MB heap limit (500 images: 57.6 MB, 1.7x slower than 250; benchmarks/throughput.py).
+EVAL_BATCH = 250
 # channels_last (NHWC) activations: oneDNN's convolutions and max-pooling are much faster in it on
 # CPU (measured: 1.4x per training step at batch 64, 2x for evaluation; benchmarks/throughput.py).
 MEMORY_FORMAT = torch.channels_last
@@ -39,7 +41,8 @@ def autocast(device: torch.device, precision: str):
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
                     labels: torch.Tensor, transform: nn.Module, batch_size: int, generator: torch.Generator,
-                    precision: str = "fp32", on_step: Callable[[int, int], None] | None = None) -> float:
+                    precision: str = "fp32", on_step: Callable[[int, int], None] | None = None,
+                    memory_format: torch.memory_format = MEMORY_FORMAT) -> float:
     """One pass over ``images`` (uint8 NCHW) in the order of a permutation drawn from ``generator``.
 
     Returns the mean training loss per image. No host sync inside the loop (the loss is summed on
@@ -52,7 +55,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
     steps = math.ceil(n / batch_size)
     for step in range(steps):
         idx = perm[step * batch_size:(step + 1) * batch_size]
-        x = transform(images[idx].float().div_(255.0)).contiguous(memory_format=MEMORY_FORMAT)
+        x = transform(images[idx].float().div_(255.0)).contiguous(memory_format=memory_format)
         with autocast(images.device, precision):
             loss = F.nll_loss(model(x).float(), labels[idx])
         optimizer.zero_grad(set_to_none=True)
@@ -85,7 +88,7 @@ def train_run(settings: RunSettings, dataset: Dataset, device: torch.device, on_
     from .spec import Variant
 
     if device.type == "cpu":
-        keep_freed_memory()   # ~1.5-2x per CPU training step: no page faults on activations (see allocator)
+        keep_freed_memory()   # 1.4-1.6x per CPU training step: no page faults on activations (see allocator)
 
     recipe = Recipe(settings.variant, Variant(settings.variant, "", None, settings.tricks).instantiate())
     train_x, train_y = dataset.train_x, dataset.train_y

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PRECISIONS = ("fp32", "bf16")
+PRECISION_CHOICES = ("auto",) + PRECISIONS   # what a user may ask for; "auto" is resolved per device
 # Bumped whenever the engine's numerics change (memory format, op order), so that stored runs made
 # by an older engine are trained again rather than mixed with new ones.
 # 2: channels_last activations, vectorized dropout masks.

@@ -1,8 +1,8 @@
 """Plan a study (variants x seeds), skip what is already done, run the rest in parallel.
 
 On CPU each worker process trains one run at a time with ``cpu_count // workers`` intra-op
-threads (on a 2-core machine, two 1-thread workers train ~4,200 img/s together, one 2-thread
-process ~3,400); on CUDA there is one worker per GPU. Every finished run is written at once,
+threads (on a 2-core machine two 1-thread workers get more done than one 2-thread process);
+on CUDA there is one worker per GPU. Every finished run is written at once,
 atomically, so an interrupted study resumes where it stopped.
 """
 
@@ -24,7 +24,7 @@ from .data import DataSource
 from .errors import TricksError
 from .lock import DirectoryLock
 from .results import load_runs, read_run, run_path, write_json, write_runs_csv
-from .settings import PRECISIONS, RunSettings
+from .settings import PRECISION_CHOICES, PRECISIONS, RunSettings
 from .spec import Spec
 
 FAILURES = "failures.json"   # the runs that failed in the latest invocation, with reasons
@@ -88,7 +88,7 @@ def choose_precision(requested: str, native_bf16: bool) -> str:
     if requested == "auto":
         return "bf16" if native_bf16 else "fp32"
     if requested not in PRECISIONS:
-        raise TricksError(f"unknown precision {requested!r}; valid: auto, {', '.join(PRECISIONS)}")
+        raise TricksError(f"unknown precision {requested!r}; valid: {', '.join(PRECISION_CHOICES)}")
     return requested
 
 
