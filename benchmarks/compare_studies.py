@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tricks.errors import TricksError  # noqa: E402
-from tricks.stats import between_studies  # noqa: E402
-from tricks.studydata import load_study  # noqa: E402
+from tricks.analysis.stats import between_studies  # noqa: E402
+from tricks.analysis.studydata import load_study  # noqa: E402
 
 
 def describe(data) -> str:

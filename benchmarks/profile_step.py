@@ -3,7 +3,7 @@
     python benchmarks/profile_step.py [--data-dir DIR] [--variant dropout_conv] [--precision bf16]
         [--threads 1] [--steps 50]
 
-Profiles ``steps`` training steps (batch 64) of one study variant with ``tricks.engine.train_one_epoch``
+Profiles ``steps`` training steps (batch 64) of one study variant with ``tricks.training.engine.train_one_epoch``
 after a warm-up, on ``threads`` threads (1 = what a study worker gets), and prints the self CPU time
 per group of ops (convolutions forward/backward, pooling, ReLU, dropout masks, optimizer, casts
 and copies, the rest) as milliseconds per step and as a share, with the top ops of each group.
@@ -22,12 +22,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tricks.allocator import keep_freed_memory  # noqa: E402
-from tricks.data import DataSource, load_dataset  # noqa: E402
-from tricks.engine import MEMORY_FORMAT, train_one_epoch  # noqa: E402
+from tricks.training.allocator import keep_freed_memory  # noqa: E402
+from tricks.training.data import DataSource, load_dataset  # noqa: E402
+from tricks.training.engine import MEMORY_FORMAT, train_one_epoch  # noqa: E402
 from tricks.plugins import load_plugins  # noqa: E402
-from tricks.recipe import Recipe  # noqa: E402
-from tricks.spec import load_spec  # noqa: E402
+from tricks.specs.recipe import Recipe  # noqa: E402
+from tricks.specs.spec import load_spec  # noqa: E402
 
 BATCH = 64
 # (group, substrings of aten op names): the first group whose substring matches takes the op

@@ -7,9 +7,9 @@ run, on the same images and machine, it measures:
    FLOPs per image (torch's FLOP counter);
 2. single runs, all cores: (a) the notebook: a Dataset turning each sample into a PIL image with
    ToTensor()+Normalize(), a DataLoader (batch 64, shuffle), a plain NCHW loop with nn.Dropout;
-   (b) the engine (``tricks.engine.train_run``, the code the study runs) in fp32 and in bf16;
+   (b) the engine (``tricks.training.engine.train_run``, the code the study runs) in fp32 and in bf16;
 3. the levers, one at a time, on 1 thread (what a study worker gets): the glibc allocator left as
-   it is vs kept (``tricks.allocator``), NCHW vs channels_last, fp32 vs bf16, three ways of
+   it is vs kept (``tricks.training.allocator``), NCHW vs channels_last, fp32 vs bf16, three ways of
    drawing conv-dropout masks, and the evaluation batch size;
 4. a study slice (2 variants x 2 seeds): the notebook one run at a time on all cores vs the engine
    in one 1-thread worker per core, as ``tricks ablation`` runs it, and the full 8 x 5 x 10 study
@@ -36,16 +36,16 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tricks.allocator import keep_freed_memory  # noqa: E402
-from tricks.data import Dataset, DataSource, class_balanced_subset, load_dataset  # noqa: E402
-from tricks.engine import MEMORY_FORMAT, evaluate, train_one_epoch, train_run  # noqa: E402
-from tricks.model import CONV_RELUS, baseline_net, insert_after  # noqa: E402
+from tricks.training.allocator import keep_freed_memory  # noqa: E402
+from tricks.training.data import Dataset, DataSource, class_balanced_subset, load_dataset  # noqa: E402
+from tricks.training.engine import MEMORY_FORMAT, evaluate, train_one_epoch, train_run  # noqa: E402
+from tricks.training.model import CONV_RELUS, baseline_net, insert_after  # noqa: E402
 from tricks.plugins import load_plugins  # noqa: E402
 from tricks.plugins.dropout import FastDropout  # noqa: E402
-from tricks.provenance import provenance  # noqa: E402
-from tricks.recipe import Recipe  # noqa: E402
-from tricks.settings import RunSettings  # noqa: E402
-from tricks.spec import load_spec  # noqa: E402
+from tricks.running.provenance import provenance  # noqa: E402
+from tricks.specs.recipe import Recipe  # noqa: E402
+from tricks.running.settings import RunSettings  # noqa: E402
+from tricks.specs.spec import load_spec  # noqa: E402
 
 BATCH = 64             # images per training step, as in the study
 LEVER_STEPS = 150      # timed training steps per lever (after 10 warm-up steps), 1 thread

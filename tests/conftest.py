@@ -60,7 +60,7 @@ CLASSES3 = ["cat", "dog", "frog"]
 def fake_record(variant: str, seed: int, acc: float, key: str, status: str = "ok", epochs: int = 3,
                 per_class_test: int = 100) -> dict:
     """A complete run record whose confusion matrix has accuracy ``acc`` (multiple of 1/per_class_test)."""
-    from tricks.metrics import score
+    from tricks.training.metrics import score
 
     right = round(acc * per_class_test)
     y_true, y_pred = [], []
@@ -81,7 +81,7 @@ def fake_record(variant: str, seed: int, acc: float, key: str, status: str = "ok
 def write_fake_study(out: Path, accs: dict, variants: list[tuple[str, str | None]], seeds: list[int],
                      diverged: tuple = ()) -> Path:
     """A results directory as 'tricks ablation' writes it; ``accs[(variant, seed)]`` absent = missing run."""
-    from tricks.results import run_path, write_json
+    from tricks.running.records import run_path, write_json
 
     runs = [{"variant": v, "seed": s, "settings_key": f"k-{v}-{s}"} for v, _ in variants for s in seeds]
     write_json(out / "study.json", {
@@ -103,7 +103,7 @@ def plugin_module(tmp_path, monkeypatch):
     importable here and in spawned workers; its tricks are unregistered afterwards, even on failure."""
     import sys
 
-    from tricks.registry import TRICKS
+    from tricks.specs.registry import TRICKS
 
     before = set(TRICKS.names())
     written = []

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from tricks.allocator import keep_freed_memory
+from tricks.training.allocator import keep_freed_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt only")
 
@@ -18,7 +18,7 @@ def test_freed_activations_are_reused_without_page_faults():
     # The pattern of a training step: several multi-MB buffers allocated, written, all freed.
     code = textwrap.dedent("""
         import resource, torch
-        from tricks.allocator import keep_freed_memory
+        from tricks.training.allocator import keep_freed_memory
         assert keep_freed_memory()
         def cycle():
             bufs = [torch.zeros(2_000_000) for _ in range(5)]   # 5 x 8 MB, every page written

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from tricks.data import DataSource, class_balanced_subset, load_dataset
+from tricks.training.data import DataSource, class_balanced_subset, load_dataset
 from tricks.errors import DataError
 
 from .conftest import make_image_folder

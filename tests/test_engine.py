@@ -5,11 +5,11 @@ import textwrap
 import pytest
 import torch
 
-from tricks.data import DataSource, load_dataset
-from tricks.engine import train_run
+from tricks.training.data import DataSource, load_dataset
+from tricks.training.engine import train_run
 from tricks.plugins import load_plugins
-from tricks.settings import RunSettings
-from tricks.spec import load_spec
+from tricks.running.settings import RunSettings
+from tricks.specs.spec import load_spec
 
 load_plugins()
 
@@ -53,10 +53,10 @@ def test_a_huge_learning_rate_diverges_and_stops_early(tiny):
 
 
 TOY = '''
-from tricks.base import Trick
-from tricks.callbacks import Callback
-from tricks.params import Param
-from tricks.registry import register_trick
+from tricks.specs.base import Trick
+from tricks.specs.callbacks import Callback
+from tricks.specs.params import Param
+from tricks.specs.registry import register_trick
 
 
 class StopAfter(Callback):

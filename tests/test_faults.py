@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tricks.cli import main
-from tricks.results import read_run, run_path, write_json
+from tricks.running.records import read_run, run_path, write_json
 
 from .conftest import REPO, STUDY_SPEC, make_image_folder
 
@@ -98,9 +98,9 @@ def test_a_torn_result_file_is_not_trusted_and_is_redone(image_folder, tmp_path,
 
 CRASHY = '''
 import os
-from tricks.base import Trick
-from tricks.params import Param
-from tricks.registry import register_trick
+from tricks.specs.base import Trick
+from tricks.specs.params import Param
+from tricks.specs.registry import register_trick
 
 
 @register_trick
@@ -144,7 +144,7 @@ def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, t
     assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["baseline__seed0.json", "baseline__seed1.json"]
     failures = json.loads((out / "failures.json").read_text())
     assert sorted(failures) == ["boom__seed0", "boom__seed1"]
-    from tricks.report import build_report
+    from tricks.analysis.report import build_report
 
     report = build_report(out).read_text()
     assert "Failed in the latest invocation" in report and "- boom seed 1: " in report

@@ -1,6 +1,6 @@
 import torch
 
-from tricks.model import baseline_net, count_parameters, insert_after
+from tricks.training.model import baseline_net, count_parameters, insert_after
 
 
 def test_parameter_count_matches_the_tensorflow_tutorial_net():

@@ -1,10 +1,10 @@
 import pytest
 
-from tricks.base import Trick
+from tricks.specs.base import Trick
 from tricks.errors import SpecError
-from tricks.params import Param
+from tricks.specs.params import Param
 from tricks.plugins import load_plugins
-from tricks.registry import TRICKS, Registry
+from tricks.specs.registry import TRICKS, Registry
 
 load_plugins()
 BUILTIN = ["dropout", "exp_lr", "kaiming_init", "normalize_inputs", "weight_decay"]

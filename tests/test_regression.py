@@ -6,9 +6,9 @@ import math
 import pytest
 
 from tricks.cli import main
-from tricks.regression import (BETTER, DELTA_FLOOR, DIVERGED, MISSING, OK, REGRESSION, compare, format_table,
+from tricks.analysis.regression import (BETTER, DELTA_FLOOR, DIVERGED, MISSING, OK, REGRESSION, compare, format_table,
                                make_reference)
-from tricks.studydata import load_study
+from tricks.analysis.studydata import load_study
 
 from .conftest import write_fake_study
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tricks.errors import TricksError
-from tricks.report import FIGURES, build_report
+from tricks.analysis.report import FIGURES, build_report
 
 from .conftest import REPO, write_fake_study
 

@@ -3,7 +3,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tricks.errors import SpecError
-from tricks.spec import load_spec, parse_spec
+from tricks.specs.spec import load_spec, parse_spec
 
 from .conftest import REPO, STUDY_SPEC
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from tricks.stats import (IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, interval, paired,
+from tricks.analysis.stats import (IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, interval, paired,
                           sign_flip_p, summarize, verdict)
 
 T975_DF2 = 4.302652729749464   # Student t, 97.5% quantile, 2 degrees of freedom
@@ -96,7 +96,7 @@ def test_delta_table_with_no_common_seeds_is_undecided():
 
 
 def test_between_studies_pairs_by_seed_and_flags_a_shift():
-    from tricks.stats import between_studies
+    from tricks.analysis.stats import between_studies
 
     def table(acc):   # acc: {variant: {seed: value}}
         return pd.DataFrame([{"variant": v, "seed": s, "status": "ok", "micro_f1": x}

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from tricks.base import Trick
+from tricks.specs.base import Trick
 from tricks.errors import SpecError
 from tricks.plugins import load_plugins
-from tricks.recipe import Recipe
-from tricks.registry import TRICKS
-from tricks.spec import load_spec
+from tricks.specs.recipe import Recipe
+from tricks.specs.registry import TRICKS
+from tricks.specs.spec import load_spec
 
 from .conftest import STUDY_SPEC
 

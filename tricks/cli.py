@@ -18,7 +18,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    from .spec import check_seeds
+    from .specs.spec import check_seeds
 
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
@@ -40,10 +40,10 @@ def _default_data_dir() -> str:
 
 def cmd_list(args) -> int:
     from .plugins import load_plugins
-    from .registry import TRICKS
+    from .specs.registry import TRICKS
 
     if args.spec:
-        from .spec import load_spec
+        from .specs.spec import load_spec
 
         spec = load_spec(args.spec)
         print(f"spec {spec.name}: {spec.description}")
@@ -68,10 +68,10 @@ def _fmt_trick(t: dict) -> str:
 
 
 def cmd_ablation(args) -> int:
-    from .data import DataSource
-    from .settings import PRECISION_CHOICES
-    from .spec import load_spec
-    from .study import StudyOptions, run_study
+    from .training.data import DataSource
+    from .running.settings import PRECISION_CHOICES
+    from .specs.spec import load_spec
+    from .running.study import StudyOptions, run_study
 
     spec = load_spec(args.spec)
     seeds = _seeds(args.seeds) if args.seeds else None
@@ -95,7 +95,7 @@ def cmd_ablation(args) -> int:
         print(f"  (reasons and tracebacks: {outcome.out_dir / 'failures.json'}; run the same command again "
               "to retry them)", file=sys.stderr)
     if not args.no_report and outcome.finished:
-        from .report import build_report
+        from .analysis.report import build_report
 
         build_report(outcome.out_dir)
         print(f"report: {outcome.out_dir / 'REPORT.md'}")
@@ -103,7 +103,7 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from .report import build_report
+    from .analysis.report import build_report
 
     path = build_report(Path(args.results))
     print(f"report: {path}")
@@ -113,9 +113,9 @@ def cmd_figures(args) -> int:
 def cmd_check(args) -> int:
     import json
 
-    from .regression import compare, describe_update, format_table, make_reference
-    from .results import write_json
-    from .studydata import load_study
+    from .analysis.regression import compare, describe_update, format_table, make_reference
+    from .running.records import write_json
+    from .analysis.studydata import load_study
 
     data = load_study(Path(args.results))
     ref_path = Path(args.reference)

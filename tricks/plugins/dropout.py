@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Trick
-from ..model import CONV_RELUS, DENSE_RELUS, insert_after
-from ..params import Param
-from ..registry import register_trick
+from ..specs.base import Trick
+from ..training.model import CONV_RELUS, DENSE_RELUS, insert_after
+from ..specs.params import Param
+from ..specs.registry import register_trick
 
 SITES = {"conv": CONV_RELUS, "dense": DENSE_RELUS}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Trick
-from ..params import Param
-from ..registry import register_trick
+from ..specs.base import Trick
+from ..specs.params import Param
+from ..specs.registry import register_trick
 
 
 @register_trick

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Trick
-from ..registry import register_trick
+from ..specs.base import Trick
+from ..specs.registry import register_trick
 
 
 class Standardize(nn.Module):

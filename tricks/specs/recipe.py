@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .base import OPTIMIZER_KEYS, SINGLE_OWNER_HOOKS, Trick
-from .errors import SpecError
-from .model import baseline_net
+from ..errors import SpecError
+from ..training.model import baseline_net
 
 # Baseline optimizer: Adam with PyTorch's defaults (lr 1e-3 per step, betas (0.9, 0.999)), as in the study.
 BASE_OPTIMIZER = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}

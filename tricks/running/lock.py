@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import TricksError
+from ..errors import TricksError
 
 
 class DirectoryLock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Generic, Iterator, TypeVar
 
-from .errors import SpecError
+from ..errors import SpecError
 
 T = TypeVar("T")
 

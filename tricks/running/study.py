@@ -20,12 +20,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .data import DataSource
-from .errors import TricksError
+from ..training.data import DataSource
+from ..errors import TricksError
 from .lock import DirectoryLock
-from .results import load_runs, read_run, run_path, write_json, write_runs_csv
+from .records import load_runs, read_run, run_path, write_json, write_runs_csv
 from .settings import PRECISION_CHOICES, PRECISIONS, RunSettings
-from .spec import Spec
+from ..specs.spec import Spec
 
 FAILURES = "failures.json"   # the runs that failed in the latest invocation, with reasons
 
@@ -157,10 +157,10 @@ def execute(settings: RunSettings, source: DataSource, out_dir: str, device_name
     """Train one run and store its record; returns the record. Runs in a worker or in-process."""
     import torch
 
-    from .data import load_dataset
-    from .engine import train_run
-    from .metrics import score
-    from .plugins import load_plugins
+    from ..training.data import load_dataset
+    from ..training.engine import train_run
+    from ..training.metrics import score
+    from ..plugins import load_plugins
     from .provenance import provenance
 
     device = torch.device(_WORKER.get("device") or device_name)
@@ -247,7 +247,7 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def run_study(opts: StudyOptions) -> StudyOutcome:
-    from .data import load_dataset
+    from ..training.data import load_dataset
 
     t_start = time.perf_counter()
     device = resolve_device(opts.device)
@@ -263,7 +263,7 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
     dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
     runs = plan(opts, opts.source.kind, dataset.checksum)
     if runs[0].train_subset is not None:
-        from .data import class_balanced_subset
+        from ..training.data import class_balanced_subset
 
         class_balanced_subset(dataset.train_y, runs[0].train_subset)  # validates the size before any run
     with DirectoryLock(out_dir):

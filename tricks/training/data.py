@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 SIZE = 32  # pixels, height and width the network expects

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .errors import SpecError
+from ..errors import SpecError
 
 _KINDS = {float: "a number", int: "an integer", str: "a string", bool: "true/false", list: "a list"}
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_KEYS = {"name", "description", "imports", "training", "variants"}
@@ -119,7 +119,7 @@ def check_seeds(seeds: Any, what: str = "seeds") -> tuple[int, ...]:
 
 def parse_spec(text: str, path: str = "<string>") -> Spec:
     """Parse and validate spec text. Trick names and parameters are checked against the registry."""
-    from .plugins import load_plugins
+    from ..plugins import load_plugins
     from .registry import TRICKS
 
     where = _where(path)

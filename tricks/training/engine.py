@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .allocator import keep_freed_memory
-from .callbacks import EpochState
+from ..specs.callbacks import EpochState
 from .data import Dataset, class_balanced_subset
-from .recipe import Recipe
-from .settings import RunSettings
+from ..specs.recipe import Recipe
+from ..running.settings import RunSettings
 
 # Images per forward pass when evaluating: larger is faster until a batch's fp32 conv1 output passes
 # the allocator's 32 MB heap limit (500 images: 57.6 MB, 1.7x slower than 250; benchmarks/throughput.py).
@@ -85,7 +85,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, trans
 def train_run(settings: RunSettings, dataset: Dataset, device: torch.device, on_event: Event | None = None) -> dict:
     """Train one (variant, seed) and return its record: history, final predictions, status."""
     emit = on_event or (lambda kind, payload: None)
-    from .spec import Variant
+    from ..specs.spec import Variant
 
     if device.type == "cpu":
         keep_freed_memory()   # 1.4-1.6x per CPU training step: no page faults on activations (see allocator)

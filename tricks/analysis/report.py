@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures as F
-from .results import write_atomic, write_runs_csv
+from ..running.records import write_atomic, write_runs_csv
 from .stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, summarize
 from .studydata import StudyData, load_study
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import TricksError
-from .results import RUNS_CSV_COLUMNS, load_runs, run_row
+from ..errors import TricksError
+from ..running.records import RUNS_CSV_COLUMNS, load_runs, run_row
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Analysis of stored results: statistics, tables, figures, the report, the regression check. No torch."""

@@ -1,0 +1,1 @@
+"""Running a study: plan (variant, seed) runs, execute them, store their records."""

@@ -1,0 +1,1 @@
+"""Training one run: data as whole tensors, the baseline net, the engine, metrics."""
