@@ -26,7 +26,7 @@ from tricks.training.allocator import keep_freed_memory  # noqa: E402
 from tricks.training.data import DataSource, load_dataset  # noqa: E402
 from tricks.training.engine import MEMORY_FORMAT, train_one_epoch  # noqa: E402
 from tricks.plugins import load_plugins  # noqa: E402
-from tricks.specs.recipe import Recipe  # noqa: E402
+from tricks.specs.recipe import Recipe, build_recipe  # noqa: E402
 from tricks.specs.spec import load_spec  # noqa: E402
 
 BATCH = 64
@@ -81,12 +81,14 @@ def main() -> int:
     model = recipe.model(0, 10).to(memory_format=MEMORY_FORMAT)
     opt = recipe.optimizer(model)
     g = torch.Generator().manual_seed(0)
-    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH, g, args.precision)
+    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH,
+                    torch.randperm(10 * BATCH, generator=g), args.precision)
 
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH, g, args.precision)
+        train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH,
+                    torch.randperm(x.shape[0] - 10 * BATCH, generator=g), args.precision)
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     per_group, ops = defaultdict(float), defaultdict(list)

@@ -43,7 +43,7 @@ from tricks.training.model import CONV_RELUS, baseline_net, insert_after  # noqa
 from tricks.plugins import load_plugins  # noqa: E402
 from tricks.plugins.dropout import FastDropout  # noqa: E402
 from tricks.running.provenance import provenance  # noqa: E402
-from tricks.specs.recipe import Recipe  # noqa: E402
+from tricks.specs.recipe import Recipe, build_recipe  # noqa: E402
 from tricks.running.settings import RunSettings  # noqa: E402
 from tricks.specs.spec import load_spec  # noqa: E402
 
@@ -140,7 +140,8 @@ def settings_for(variant: str, seed: int, epochs: int, precision: str) -> RunSet
 
 
 def engine_run(data: Dataset, variant: str, seed: int, epochs: int, precision: str) -> dict:
-    rec = train_run(settings_for(variant, seed, epochs, precision), data, torch.device("cpu"))
+    s = settings_for(variant, seed, epochs, precision)
+    rec = train_run(build_recipe(s.variant, s.tricks), s, data, torch.device("cpu"))
     return {"train_s": rec["train_seconds"], "eval_s": rec["eval_seconds"]}
 
 
@@ -186,10 +187,12 @@ def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None) -
     opt = recipe.optimizer(model)
     x, y = data.train_x[:(LEVER_STEPS + 10) * BATCH], data.train_y[:(LEVER_STEPS + 10) * BATCH]
     g = torch.Generator().manual_seed(0)
-    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH, g, precision,
+    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH,
+                    torch.randperm(10 * BATCH, generator=g), precision,
                     memory_format=memory_format)
     t = time.perf_counter()
-    train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH, g, precision,
+    train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH,
+                    torch.randperm(x.shape[0] - 10 * BATCH, generator=g), precision,
                     memory_format=memory_format)
     return LEVER_STEPS * BATCH / (time.perf_counter() - t)
 

@@ -69,7 +69,9 @@ def fake_record(variant: str, seed: int, acc: float, key: str, status: str = "ok
         y_pred += [c] * right + [(c + 1) % 3] * (per_class_test - right)
     history = [{"epoch": e, "train_loss": 2.0 / e, "test_loss": 2.0 / e, "test_accuracy": acc * e / epochs,
                 "lr": 1e-3 * 0.8 ** (e - 1), "train_seconds": 1.0, "eval_seconds": 0.1} for e in range(1, epochs + 1)]
-    return {"schema": 1, "variant": variant, "seed": seed, "settings": {}, "settings_key": key,
+    from tricks.running.records import SCHEMA
+
+    return {"schema": SCHEMA, "variant": variant, "seed": seed, "settings": {}, "settings_key": key,
             "status": status, "stop_reason": "" if status == "ok" else "training loss became nan in epoch 2",
             "history": history, "epochs_run": epochs, "train_seconds": 3.0, "eval_seconds": 0.3,
             "metrics": score(y_true, y_pred, CLASSES3), "classes": CLASSES3, "wall_seconds": 3.5,

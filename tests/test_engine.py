@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tricks.training.data import DataSource, load_dataset
+from tricks.specs.recipe import build_recipe
 from tricks.training.engine import train_run
 from tricks.plugins import load_plugins
 from tricks.running.settings import RunSettings
@@ -19,6 +20,11 @@ def tiny(image_folder, tmp_path):
     return load_dataset(DataSource("imagefolder", str(image_folder)), cache_dir=tmp_path / "c", progress=False)
 
 
+def train(s, ds, device):
+    """train_run with the recipe built from the settings, as the runner does."""
+    return train_run(build_recipe(s.variant, s.tricks), s, ds, device)
+
+
 def settings(ds, tricks=(), seed=0, epochs=3, batch=8, variant="v"):
     return RunSettings("t", variant, tuple(tricks), (), seed, epochs, batch, None, "fp32", "imagefolder",
                        ds.checksum)
@@ -27,16 +33,16 @@ def settings(ds, tricks=(), seed=0, epochs=3, batch=8, variant="v"):
 def test_same_seed_twice_gives_identical_results(tiny):
     torch.set_num_threads(1)
     tricks = ({"name": "normalize_inputs"}, {"name": "dropout", "p": 0.2, "after": ["conv", "dense"]})
-    a = train_run(settings(tiny, tricks), tiny, torch.device("cpu"))
-    b = train_run(settings(tiny, tricks), tiny, torch.device("cpu"))
-    c = train_run(settings(tiny, tricks, seed=1), tiny, torch.device("cpu"))
+    a = train(settings(tiny, tricks), tiny, torch.device("cpu"))
+    b = train(settings(tiny, tricks), tiny, torch.device("cpu"))
+    c = train(settings(tiny, tricks, seed=1), tiny, torch.device("cpu"))
     strip = lambda r: [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in r["history"]]  # noqa
     assert strip(a) == strip(b) and a["predictions"] == b["predictions"]
     assert strip(a) != strip(c)
 
 
 def test_history_records_lr_per_epoch_and_learning_happens(tiny):
-    r = train_run(settings(tiny, ({"name": "normalize_inputs"}, {"name": "exp_lr", "lr": 2e-3, "gamma": 0.8}),
+    r = train(settings(tiny, ({"name": "normalize_inputs"}, {"name": "exp_lr", "lr": 2e-3, "gamma": 0.8}),
                            epochs=4), tiny, torch.device("cpu"))
     assert r["status"] == "ok" and r["epochs_run"] == 4
     assert [h["lr"] for h in r["history"]] == pytest.approx([2e-3 * 0.8 ** k for k in range(4)])
@@ -46,7 +52,7 @@ def test_history_records_lr_per_epoch_and_learning_happens(tiny):
 
 
 def test_a_huge_learning_rate_diverges_and_stops_early(tiny):
-    r = train_run(settings(tiny, ({"name": "exp_lr", "lr": 1e6, "gamma": 1.0},), epochs=3), tiny,
+    r = train(settings(tiny, ({"name": "exp_lr", "lr": 1e6, "gamma": 1.0},), epochs=3), tiny,
                   torch.device("cpu"))
     assert r["status"] == "diverged" and r["epochs_run"] == 1
     assert "epoch 1" in r["stop_reason"]

@@ -3,16 +3,20 @@ import pytest
 from tricks.specs.base import Trick
 from tricks.errors import SpecError
 from tricks.specs.params import Param
-from tricks.plugins import load_plugins
+from tricks.plugins import BUILTIN_MODULES, load_plugins
 from tricks.specs.registry import TRICKS, Registry
 
 load_plugins()
-BUILTIN = ["dropout", "exp_lr", "kaiming_init", "normalize_inputs", "weight_decay"]
+BY_MODULE = {m: sorted(cls.name for cls in TRICKS if cls.__module__ == f"tricks.plugins.{m}")
+             for m in BUILTIN_MODULES}
+BUILTIN = sorted(n for names in BY_MODULE.values() for n in names)
 
 
 def test_builtin_tricks_are_registered_with_descriptions():
-    assert TRICKS.names() == BUILTIN
-    assert all(cls.description for cls in TRICKS)
+    assert all(BY_MODULE[m] for m in BUILTIN_MODULES), f"modules registering no trick: {BY_MODULE}"
+    assert [n for n in TRICKS.names() if TRICKS.get(n).__module__.startswith("tricks.plugins.")] == BUILTIN
+    assert {"dropout", "exp_lr", "kaiming_init", "normalize_inputs", "weight_decay"} <= set(BUILTIN)
+    assert all(cls.description and isinstance(cls.version, int) and cls.version >= 1 for cls in TRICKS)
 
 
 def test_unknown_trick_lists_the_valid_names():

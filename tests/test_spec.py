@@ -1,3 +1,5 @@
+import tomllib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,7 +61,7 @@ def test_inheritance_and_string_shorthand():
     ('[training]\nseeds=[1,1]\n[[variants]]\nname="a"', "more than once"),
     ('[training]\nseeds=[-1]\n[[variants]]\nname="a"', "seeds: each seed"),
     ('[training]\nepochs=0\n[[variants]]\nname="a"', "epochs must be an integer in [1,"),
-    ('[[variants]]\nname="a"\ntricks=[{name="nope"}]', "unknown trick 'nope'; valid: dropout"),
+    ('[[variants]]\nname="a"\ntricks=[{name="nope"}]', "unknown trick 'nope'; valid: "),
     ('[[variants]]\nname="a"\ntricks=[{name="dropout", p=2}]', "variant 'a': trick 'dropout': parameter 'p'"),
     ('[[variants]]\nname="a b"', "needs a 'name'"),
     ('imports=["no_such_module_xyz"]\n[[variants]]\nname="a"', "cannot import trick module"),
@@ -127,6 +129,14 @@ def test_any_spec_loads_or_fails_with_spec_error(trick, params, seeds, epochs):
 @given(st.text(max_size=200))
 def test_arbitrary_text_loads_or_fails_with_spec_error(text):
     try:
-        parse_spec(text)
+        spec = parse_spec(text)
     except SpecError:
-        pass
+        return
+    # text that parses is a spec with at least one variant; without a 'name' it is called "spec"
+    assert spec.variants and spec.name == (tomllib.loads(text).get("name") or "spec")
+
+
+def test_a_spec_given_as_text_without_a_name_is_called_spec():
+    spec = parse_spec('[[variants]]\nname = "v"\ntricks = [{ name = "dropout" }]\n')
+    assert spec.name == "spec" and spec.variants[0].tricks[0] == {"name": "dropout", "p": 0.2, "after": ["dense"]}
+    assert parse_spec('[[variants]]\nname = "v"\n', "benchmarks/my_study.toml").name == "my_study"

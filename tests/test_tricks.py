@@ -12,6 +12,7 @@ from tricks.plugins import load_plugins
 from tricks.specs.recipe import Recipe
 from tricks.specs.registry import TRICKS
 from tricks.specs.spec import load_spec
+from tricks.training.schedule import Budget, Schedule
 
 from .conftest import STUDY_SPEC
 
@@ -55,12 +56,14 @@ def test_exp_lr_after_epoch_3_is_2e3_times_0_8_cubed():
     r = recipe(("exp_lr", {"lr": 2e-3, "gamma": 0.8}))
     model = r.model(0, 10)
     opt = r.optimizer(model)
-    sched = r.scheduler(opt)
+    ctl = r.lr_controller(opt, Budget(epochs=4, steps_per_epoch=3))
     lrs = []
     for _ in range(4):
         lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+        for _ in range(3):
+            opt.step()
+            ctl.after_step()
+        ctl.after_epoch({"train_loss": 1.0})
     assert lrs[0] == pytest.approx(2e-3)
     assert lrs[3] == pytest.approx(2e-3 * 0.8 ** 3)   # the LR used in epoch 4, after 3 decays
 
@@ -70,7 +73,12 @@ def test_baseline_is_adam_at_1e3_with_no_decay_and_no_scheduler():
     opt = r.optimizer(r.model(0, 10))
     assert isinstance(opt, torch.optim.Adam)
     assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["weight_decay"] == 0.0
-    assert r.scheduler(opt) is None
+    ctl = r.lr_controller(opt, Budget(epochs=2, steps_per_epoch=2))
+    assert ctl.schedule is None and ctl.warmup is None
+    for _ in range(4):
+        ctl.after_step()
+    ctl.after_epoch({"train_loss": 1.0})
+    assert opt.param_groups[0]["lr"] == 1e-3
 
 
 def test_weight_decay_reaches_adam():
@@ -118,8 +126,8 @@ class ToyScheduler(Trick):
     name = "toy_sched"
     description = "a second scheduler"
 
-    def scheduler(self, optimizer):
-        return torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    def lr_schedule(self, optimizer, budget):
+        return Schedule(torch.optim.lr_scheduler.StepLR(optimizer, 1))
 
 
 class ToyLr(Trick):
@@ -131,7 +139,7 @@ class ToyLr(Trick):
 
 
 def test_two_schedulers_are_refused():
-    with pytest.raises(SpecError, match="'exp_lr' and 'toy_sched' both set scheduler"):
+    with pytest.raises(SpecError, match="'exp_lr' and 'toy_sched' both set lr_schedule"):
         Recipe("v", [TRICKS.get("exp_lr")(), ToyScheduler()])
 
 
@@ -146,9 +154,9 @@ def test_the_same_trick_twice_is_refused():
 
 
 def test_claimed_hooks_are_derived_from_overrides():
-    assert TRICKS.get("exp_lr").claimed_hooks() == ("optimizer_settings", "scheduler")
+    assert TRICKS.get("exp_lr").claimed_hooks() == ("optimizer_settings", "lr_schedule")
     assert TRICKS.get("dropout").claimed_hooks() == ("modify_model",)
-    assert ToyScheduler.claimed_hooks() == ("scheduler",)
+    assert ToyScheduler.claimed_hooks() == ("lr_schedule",)
 
 
 def test_fast_dropout_keeps_nn_dropout_semantics():

@@ -34,6 +34,12 @@ def _positive(flag: str, value: int | None) -> int | None:
     return value
 
 
+def _non_negative(flag: str, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise TricksError(f"{flag} must be 0 or more, got {value}")
+    return value
+
+
 def _default_data_dir() -> str:
     return os.environ.get("TRICKS_DATA_DIR") or "./data"
 
@@ -48,7 +54,7 @@ def cmd_list(args) -> int:
         spec = load_spec(args.spec)
         print(f"spec {spec.name}: {spec.description}")
         print(f"  training: {spec.training.epochs} epochs, batch {spec.training.batch_size}, "
-              f"seeds {','.join(map(str, spec.training.seeds))}")
+              f"seeds {','.join(map(str, spec.training.seeds))}, validation {spec.training.validation} images")
         for v in spec.variants:
             tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
             print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}")
@@ -56,7 +62,8 @@ def cmd_list(args) -> int:
     load_plugins()
     for cls in TRICKS:
         print(f"{cls.name}: {cls.description}")
-        print(f"    hooks: {', '.join(cls.claimed_hooks())}")
+        print(f"    hooks: {', '.join(cls.claimed_hooks())}; version {cls.version}"
+              + ("; needs a validation split (--validation N)" if cls.needs_validation else ""))
         for p in cls.params:
             print(f"    {p.name} = {p.default!r}  ({p.describe_range()}) {p.help}")
     return 0
@@ -71,7 +78,8 @@ def cmd_ablation(args) -> int:
     from .training.data import DataSource
     from .running.settings import PRECISION_CHOICES
     from .specs.spec import load_spec
-    from .running.study import StudyOptions, run_study
+    from .running.plan import StudyOptions
+    from .running.study import run_study
 
     spec = load_spec(args.spec)
     seeds = _seeds(args.seeds) if args.seeds else None
@@ -83,6 +91,7 @@ def cmd_ablation(args) -> int:
         spec=spec, source=DataSource(args.dataset, args.data_dir or _default_data_dir()),
         out_dir=Path(args.out or Path("results") / spec.name), variants=variants, seeds=seeds,
         epochs=_positive("--epochs", args.epochs), train_subset=_positive("--train-subset", args.train_subset),
+        validation=_non_negative("--validation", args.validation),
         precision=args.precision, device=args.device, workers=_positive("--workers", args.workers),
         progress=not args.no_progress)
     outcome = run_study(opts)
@@ -156,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default: the spec's)")
     ab.add_argument("--epochs", type=int, help="epochs per run (default: the spec's)")
     ab.add_argument("--train-subset", type=int, help="train on a class-balanced subset of N images")
+    ab.add_argument("--validation", type=int,
+                    help="hold out a class-balanced N-image validation split of the training images "
+                         "(default: the spec's, else 0); callbacks and metric-driven schedules read only it")
     ab.add_argument("--dataset", default="cifar10", help="cifar10 (torchvision download) or imagefolder")
     ab.add_argument("--data-dir", help="data directory (default: $TRICKS_DATA_DIR, else ./data)")
     ab.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when there is one)")
@@ -187,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except TricksError as exc:
         print(f"tricks: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:   # e.g. `tricks list | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("\ntricks: interrupted; finished runs are saved. Run the same command again to resume.",
               file=sys.stderr)

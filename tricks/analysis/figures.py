@@ -140,7 +140,12 @@ def learning_curves(history: pd.DataFrame, order: Sequence[str], path: Path) -> 
             mean, lo, hi = g.mean(), g.min(), g.max()
             ax.plot(mean.index, mean.values, marker="o", ms=3, color=color, label=v)
             ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.15)
-    a1.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy after each epoch")
+        if "val_accuracy" in h and h["val_accuracy"].notna().any():
+            val = h.groupby("epoch")["val_accuracy"].mean()
+            a1.plot(val.index, val.values, ls="--", lw=1, color=color)
+    validated = "val_accuracy" in history and history["val_accuracy"].notna().any()
+    a1.set(xlabel="epoch", ylabel="accuracy" if validated else "test accuracy",
+           title="Test accuracy after each epoch" + (" (dashed: validation)" if validated else ""))
     a2.set(xlabel="epoch", ylabel="mean training NLL", title="Training loss per epoch")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
@@ -165,5 +170,26 @@ def lr_schedule(history: pd.DataFrame, order: Sequence[str], path: Path) -> Path
            title="Learning rate per epoch (lines nudged apart by 1% to stay visible)")
     ax.grid(alpha=0.3, which="both")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def lr_trace(steps: pd.DataFrame, order: Sequence[str], path: Path) -> Path:
+    """The learning rate actually used, optimizer step by step (x in epochs), one line per variant.
+
+    Drawn from each variant's first seed (a schedule only differs between seeds when it reads a
+    metric, e.g. ReduceLROnPlateau); warm-ups and cycles show as ramps and waves."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    n = len(order)
+    for i, (color, v) in enumerate(zip(_palette(n), order)):
+        t = steps[steps["variant"] == v]
+        if t.empty:
+            continue
+        t = t[t["seed"] == t["seed"].min()].sort_values("epoch")
+        ax.step(t["epoch"], t["lr"] * (1 + 0.01 * (i - n / 2)), where="post", color=color, label=v, lw=1.3)
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch (optimizer steps / steps per epoch)", ylabel="learning rate (log scale)",
+           title="Learning rate per optimizer step (lines nudged apart by 1% to stay visible)")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)

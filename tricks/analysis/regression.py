@@ -40,7 +40,9 @@ def profile_signature(manifest: dict) -> dict:
             "train_subset": manifest["train_subset"], "seeds": manifest["seeds"],
             "precision": manifest.get("precision", "fp32"),
             "variants": {v["name"]: v["tricks"] for v in manifest["spec"]["variants"]},
-            "dataset_sha256": manifest["dataset"].get("sha256")}
+            "dataset_sha256": manifest["dataset"].get("sha256"),
+            # only when there is one, so that references made before validation splits existed still match
+            **({"validation": manifest["validation"]} if manifest.get("validation") else {})}
 
 
 def _accuracies(data: StudyData) -> dict[str, dict[int, float]]:

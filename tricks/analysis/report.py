@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures as F
-from ..running.records import write_atomic, write_runs_csv
+from ..running.records import run_stem, write_atomic, write_runs_csv
 from .stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, summarize
 from .studydata import StudyData, load_study
 
@@ -48,7 +48,10 @@ def build_report(directory: Path) -> Path:
         if not pcf.empty:
             drawn.append(F.per_class_heatmap(pcf, figs / "per_class_f1.png"))
         drawn.append(F.learning_curves(history, present, figs / "learning_curves.png"))
-        drawn.append(F.lr_schedule(history, present, figs / "lr_schedule.png"))
+        if any(r.get("lr_trace") for r in data.records):
+            drawn.append(F.lr_trace(data.lr_steps(), present, figs / "lr_schedule.png"))
+        else:   # only runs recorded before the per-step trace existed: the LR of each epoch
+            drawn.append(F.lr_schedule(history, present, figs / "lr_schedule.png"))
     path = directory / "REPORT.md"
     write_atomic(path, render_markdown(data, summary, deltas, {p.name for p in drawn}))
     return path
@@ -146,7 +149,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
              f"{', '.join(map(str, m['seeds']))}; epochs: {m['epochs']}; batch: {m['batch_size']}; "
              f"training images: {m['train_subset'] or ds.get('train_images')} "
              f"({'class-balanced subset' if m['train_subset'] else 'the whole training split'}); "
-             f"precision: {m.get('precision', 'fp32')}",
+             f"precision: {m.get('precision', 'fp32')}"
+             + (f"; validation: {m['validation']} class-balanced images held out of training (read by callbacks "
+                "and metric-driven schedules; final metrics are on the test split)" if m.get("validation") else ""),
              f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
              f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
              f"- device: {', '.join(devices) or 'n/a'}; CPU: {prov.get('cpu', 'n/a')}; "
@@ -161,8 +166,8 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
                   f"{len(data.missing)} planned run(s) have no finished result (not run yet, interrupted, or "
                   "failed); the statistics below use only the finished ones:",
                   ", ".join(f"{v} seed {s}" for v, s in data.missing), ""]
-        failed = [(v, s, data.failures[f"{v}__seed{s}"]["reason"]) for v, s in data.missing
-                  if f"{v}__seed{s}" in data.failures]
+        failed = [(v, s, data.failures[run_stem(v, s)]["reason"]) for v, s in data.missing
+                  if run_stem(v, s) in data.failures]
         if failed:
             lines += ["Failed in the latest invocation:", "",
                       *[f"- {v} seed {s}: {reason.splitlines()[0]}" for v, s, reason in failed], ""]
@@ -197,7 +202,8 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         "confusion_matrices.png": "Row-normalized confusion matrices, seeds summed.",
         "per_class_f1.png": "Per-class F1, mean over seeds.",
         "learning_curves.png": "Test accuracy and training loss per epoch (mean; band from worst to best seed).",
-        "lr_schedule.png": "Learning rate in each epoch."}
+        "lr_schedule.png": "Learning rate in each epoch." if not any(r.get("lr_trace") for r in recs)
+        else "Learning rate at every optimizer step (first seed of each variant)."}
     if drawn:
         lines += ["## Figures", ""]
         for name in FIGURES:

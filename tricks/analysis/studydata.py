@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TricksError
-from ..running.records import RUNS_CSV_COLUMNS, load_runs, run_row
+from ..running.records import RUNS_CSV_COLUMNS, load_runs, matching, run_row
 
 
 @dataclass
@@ -44,10 +44,28 @@ class StudyData:
         return pd.DataFrame([run_row(r) for r in self.records], columns=list(RUNS_CSV_COLUMNS))
 
     def history(self) -> pd.DataFrame:
-        """One row per (variant, seed, epoch): train_loss, test_accuracy, lr."""
+        """One row per (variant, seed, epoch): losses, accuracies, lr (validation columns when recorded)."""
         rows = [{"variant": r["variant"], "seed": r["seed"], **h} for r in self.records for h in r["history"]]
-        return pd.DataFrame(rows, columns=["variant", "seed", "epoch", "train_loss", "test_loss", "test_accuracy",
-                                           "lr", "train_seconds", "eval_seconds"])
+        cols = ["variant", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "lr", "train_seconds",
+                "eval_seconds"]
+        extra = [c for c in ("train_nll", "val_loss", "val_accuracy") if any(c in h for h in rows)]
+        return pd.DataFrame(rows, columns=cols + extra)
+
+    def lr_steps(self) -> pd.DataFrame:
+        """One row per recorded LR change: variant, seed, step, epoch (fractional: step / steps per epoch), lr.
+
+        Runs recorded before the per-step trace existed (schema 1) contribute their per-epoch LR."""
+        rows = []
+        for r in self.records:
+            trace = r.get("lr_trace")
+            if trace:
+                spe = trace["steps_per_epoch"]
+                rows += [{"variant": r["variant"], "seed": r["seed"], "step": s, "epoch": s / spe, "lr": lr}
+                         for s, lr in zip(trace["step"], trace["lr"])]
+            else:
+                rows += [{"variant": r["variant"], "seed": r["seed"], "step": None, "epoch": h["epoch"] - 1,
+                          "lr": h["lr"]} for h in r["history"]]
+        return pd.DataFrame(rows, columns=["variant", "seed", "step", "epoch", "lr"])
 
     def confusion(self, variant: str) -> np.ndarray | None:
         """The confusion matrix of ``variant`` summed over its ok seeds (rows: true class)."""
@@ -76,7 +94,7 @@ def load_study(directory: Path) -> StudyData:
     except (OSError, ValueError) as exc:
         raise TricksError(f"cannot read {path}: {exc}") from None
     planned = {(r["variant"], r["seed"]): r["settings_key"] for r in manifest["runs"]}
-    records = [r for r in load_runs(directory) if planned.get((r["variant"], r["seed"])) == r["settings_key"]]
+    records = matching(load_runs(directory), planned)
     have = {(r["variant"], r["seed"]) for r in records}
     order = {v["name"]: i for i, v in enumerate(manifest["spec"]["variants"])}
     records.sort(key=lambda r: (order.get(r["variant"], 1 << 30), r["seed"]))

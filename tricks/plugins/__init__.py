@@ -18,6 +18,29 @@ BUILTIN_MODULES = (
     "weight_decay",   # weight_decay
     "kaiming_init",   # kaiming_init
     "dropout",        # dropout
+    "cosine_lr",      # cosine_lr
+    "warmup",         # warmup
+    "reduce_on_plateau",  # reduce_on_plateau
+    "early_stopping",     # early_stopping
+    "label_smoothing",    # label_smoothing
+    "augment",        # augment
+    "no_shuffle",     # no_shuffle
+    "step_lr",        # step_lr
+    "multistep_lr",   # multistep_lr
+    "cosine_restarts", # cosine_restarts
+    "one_cycle",      # one_cycle
+    "cyclic_lr",      # cyclic_lr
+    "poly_lr",        # poly_lr
+    "linear_lr",      # linear_lr
+    "mse_loss",       # mse_loss
+    "sgd",            # sgd
+    "adamw",          # adamw
+    "l1",             # l1
+    "grad_clip",      # grad_clip
+    "batch_norm",     # batch_norm
+    "activation",     # activation
+    "lecun_init",     # lecun_init
+    "xavier_init",    # xavier_init
 )
 
 
@@ -31,3 +54,9 @@ def load_plugins(extra_modules: Iterable[str] = ()) -> None:
         except ImportError as exc:
             raise SpecError(f"cannot import trick module {mod!r} listed under 'imports': {exc}. "
                             "Is it on PYTHONPATH (or installed)?") from None
+        except SystemExit as exc:
+            raise SpecError(f"trick module {mod!r} listed under 'imports' called sys.exit({exc.code}) "
+                            "while being imported") from None
+        except Exception as exc:  # a SyntaxError, a RuntimeError... in the user's module
+            raise SpecError(f"trick module {mod!r} listed under 'imports' failed to import: "
+                            f"{type(exc).__name__}: {exc}") from None

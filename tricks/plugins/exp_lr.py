@@ -7,6 +7,7 @@ import torch
 from ..specs.base import Trick
 from ..specs.params import Param
 from ..specs.registry import register_trick
+from ..training.schedule import Schedule
 
 
 @register_trick
@@ -22,5 +23,5 @@ class ExponentialLR(Trick):
     def optimizer_settings(self) -> dict:
         return {"lr": self.p["lr"]}
 
-    def scheduler(self, optimizer: torch.optim.Optimizer):
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.p["gamma"])
+    def lr_schedule(self, optimizer: torch.optim.Optimizer, budget) -> Schedule:
+        return Schedule(torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.p["gamma"]), interval="epoch")

@@ -1,8 +1,15 @@
-"""The results directory: one JSON per (variant, seed) under ``runs/``, and ``runs.csv``.
+"""The run record, and the results directory that holds them: one JSON per (variant, seed) under
+``runs/``, and ``runs.csv``. This module owns the record's schema, its file name, writing,
+reading, the completeness check and the matching against a plan. It needs no torch.
 
 Files are written atomically (temporary file, fsync, rename), so a reader never sees half a
-file. A stored run is reused only if it is complete (status ok or diverged, with history and
-metrics) and its ``settings_key`` matches the current settings. This module needs no torch.
+file. A stored run counts only if it is complete (status ok or diverged, with history and
+metrics) and its ``settings_key`` is the one planned for its (variant, seed).
+
+Schema history: 1, the first; 2 adds per-epoch validation metrics (``val_loss``,
+``val_accuracy``) and ``train_nll`` when a trick changes the training loss, ``lr_trace`` (the LR
+at every change, by optimizer step), ``optimizer_class`` and ``validation_images``. Schema-1
+records stay readable (the new fields are optional for readers).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from pathlib import Path
 from typing import Iterable
 
 RUNS_DIR = "runs"
-SCHEMA = 1
+SCHEMA = 2                 # written by this version
+READABLE_SCHEMAS = (1, 2)  # accepted when reading
 FINAL_STATUSES = ("ok", "diverged")   # a run in one of these is finished and is not redone
 RUNS_CSV_COLUMNS = ("variant", "seed", "status", "accuracy", "micro_f1", "macro_f1", "epochs",
                     "train_seconds", "eval_seconds", "wall_seconds", "device", "settings_key")
@@ -41,12 +49,26 @@ def write_json(path: Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
+def run_stem(variant: str, seed: int) -> str:
+    """The file-name stem of a run: ``<variant>__seed<k>``."""
+    return f"{variant}__seed{seed}"
+
+
 def run_path(out_dir: Path, stem: str) -> Path:
     return Path(out_dir) / RUNS_DIR / f"{stem}.json"
 
 
+def make_record(settings, outcome: dict, metrics: dict, dataset: dict, classes: list[str], provenance: dict,
+                wall_seconds: float, finished_at: str) -> dict:
+    """A run record: the settings and their key, the engine's outcome (history, status, ...), scores."""
+    return {"schema": SCHEMA, "variant": settings.variant, "seed": settings.seed,
+            "settings": settings.to_dict(), "settings_key": settings.key(), **outcome,
+            "metrics": metrics, "classes": classes, "wall_seconds": wall_seconds,
+            "dataset": dataset, "provenance": provenance, "finished_at": finished_at}
+
+
 def is_complete(record: dict) -> bool:
-    return (isinstance(record, dict) and record.get("schema") == SCHEMA
+    return (isinstance(record, dict) and record.get("schema") in READABLE_SCHEMAS
             and record.get("status") in FINAL_STATUSES and isinstance(record.get("history"), list)
             and isinstance(record.get("metrics"), dict) and isinstance(record.get("settings_key"), str))
 
@@ -66,6 +88,11 @@ def load_runs(out_dir: Path) -> list[dict]:
     if not d.is_dir():
         return []
     return [r for p in sorted(d.glob("*.json")) if (r := read_run(p)) is not None]
+
+
+def matching(records: Iterable[dict], planned: dict[tuple[str, int], str]) -> list[dict]:
+    """The records whose (variant, seed) is planned with exactly their ``settings_key``."""
+    return [r for r in records if planned.get((r["variant"], r["seed"])) == r["settings_key"]]
 
 
 def run_row(record: dict) -> dict:

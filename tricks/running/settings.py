@@ -30,11 +30,14 @@ class RunSettings:
     data_kind: str
     data_sha256: str                    # the decoded dataset's checksum: a different dataset re-runs
     engine: int = ENGINE_VERSION
+    validation: int = 0                 # images carved out of the training split for validation
+    trick_versions: tuple[tuple[str, int], ...] = ()   # (trick name, its version), in spec order
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tricks"] = [dict(t) for t in self.tricks]
         d["imports"] = list(self.imports)
+        d["trick_versions"] = dict(self.trick_versions)
         return d
 
     @classmethod
@@ -42,13 +45,27 @@ class RunSettings:
         d = dict(d)
         d["tricks"] = tuple(dict(t) for t in d["tricks"])
         d["imports"] = tuple(d["imports"])
+        d["trick_versions"] = tuple((str(k), int(v)) for k, v in dict(d.get("trick_versions") or {}).items())
         return cls(**d)
 
     def key(self) -> str:
-        """A stable hash of everything that changes a run's outcome (not the device or worker count)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable hash of everything that changes a run's outcome (not the device or worker count).
+
+        Settings added after the first record schema enter the hash only when they differ from the
+        value that reproduces the earlier behaviour (no validation split, trick version 1), so runs
+        stored before those settings existed keep their keys and are reused, not trained again.
+        """
+        d = self.to_dict()
+        if d["validation"] == 0:
+            del d["validation"]
+        changed = {name: v for name, v in d.pop("trick_versions").items() if v != 1}
+        if changed:
+            d["trick_versions"] = changed
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def stem(self) -> str:
-        return f"{self.variant}__seed{self.seed}"
+        from .records import run_stem
+
+        return run_stem(self.variant, self.seed)

@@ -1,24 +1,34 @@
 """Per-epoch callbacks: a narrow contract, testable without a trainer.
 
-A callback reads an ``EpochState`` after each epoch and may set ``state.should_stop``.
+After each epoch the engine hands every callback an ``EpochState``: the epoch, the LR used, and
+the metrics a decision may read (``train_loss`` always; ``val_loss`` and ``val_accuracy`` when the
+study has a validation split). Test metrics are deliberately absent: they are what the study
+reports, so no decision may depend on them. A callback may set ``state.should_stop`` (with a
+``stop_reason``); ``on_train_end(model)`` runs once after the last epoch, before the final test
+(e.g. to restore the best weights). ``state.model`` is the live model, for callbacks that keep a
+copy of its weights; scripted tests pass None.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class EpochState:
-    epoch: int            # 1-based, the epoch just finished
-    epochs: int           # planned epochs
-    train_loss: float     # mean NLL over the epoch's training batches
-    test_accuracy: float  # on the whole test split, after this epoch
-    lr: float             # the learning rate used during this epoch
+    epoch: int                  # 1-based, the epoch just finished
+    epochs: int                 # planned epochs
+    lr: float                   # the learning rate at the start of this epoch
+    metrics: dict[str, float] = field(default_factory=dict)   # train_loss, val_loss, val_accuracy
+    model: Any = None           # the model being trained (None in scripted tests)
     should_stop: bool = False
     stop_reason: str = ""
 
 
 class Callback:
     def on_epoch_end(self, state: EpochState) -> None:  # pragma: no cover - empty by design
+        pass
+
+    def on_train_end(self, model: Any) -> None:  # pragma: no cover - empty by design
         pass

@@ -48,6 +48,8 @@ class Param:
 
     def validate(self, value: Any, owner: str) -> Any:
         where = f"{owner}: parameter '{self.name}'"
+        if value is None and self.default is None:
+            return None     # "unset" (a resolved trick stores it as null), allowed where it is the default
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SpecError(f"{where} must be {self.describe_range()}, got {value!r}")

@@ -252,20 +252,45 @@ def load_dataset(source: DataSource, cache_dir: Path | None = None, progress: bo
     return _load_cifar10(root, cache_dir, progress)
 
 
-def class_balanced_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+# Fixed seeds of the two training-split draws: the same images for every variant and every run seed.
+SUBSET_SEED = 0          # the --train-subset draw
+VALIDATION_SEED = 1      # the --validation draw (carved out first; the subset comes from the rest)
+
+
+def class_balanced_subset(labels: torch.Tensor, n: int, seed: int = 0, what: str = "--train-subset") -> torch.Tensor:
     """Sorted indices of ``n`` examples, as equal a number per class as possible, seeded."""
     classes = torch.unique(labels)
     k = len(classes)
     if n < k:
-        raise DataError(f"--train-subset {n} is smaller than the number of classes ({k})")
+        raise DataError(f"{what} {n} is smaller than the number of classes ({k})")
     if n > labels.numel():
-        raise DataError(f"--train-subset {n} is larger than the training split ({labels.numel()} images)")
+        raise DataError(f"{what} {n} is larger than the training split available to it ({labels.numel()} images)")
     g = torch.Generator().manual_seed(seed)
     per_class = [n // k + (1 if i < n % k else 0) for i in range(k)]
     pools = [torch.nonzero(labels == c).flatten() for c in classes]
     short = [(int(c), len(p), want) for c, p, want in zip(classes, pools, per_class) if len(p) < want]
     if short:
-        raise DataError(f"--train-subset {n} needs {short[0][2]} images of class {short[0][0]}, "
-                        f"which has only {short[0][1]}; choose a smaller subset")
+        raise DataError(f"{what} {n} needs {short[0][2]} images of class {short[0][0]}, "
+                        f"which has only {short[0][1]}; choose a smaller number")
     picked = [p[torch.randperm(len(p), generator=g)[:want]] for p, want in zip(pools, per_class)]
     return torch.sort(torch.cat(picked)).values
+
+
+def split_training(labels: torch.Tensor, validation: int = 0,
+                   train_subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices trained on, validation indices) into the training split; disjoint, sorted.
+
+    The validation split is a class-balanced draw of ``validation`` images with a fixed seed, made
+    first; ``train_subset`` (if any) is a class-balanced draw from the images left. Neither depends
+    on the variant or the run's seed. With ``validation == 0`` the subset is the one earlier
+    versions drew, so stored results stay comparable.
+    """
+    everything = torch.arange(labels.numel())
+    if validation:
+        val = class_balanced_subset(labels, validation, VALIDATION_SEED, "--validation")
+        rest = everything[~torch.isin(everything, val)]
+    else:
+        val, rest = everything[:0], everything
+    if train_subset:
+        return rest[class_balanced_subset(labels[rest], train_subset, SUBSET_SEED)], val
+    return rest, val

@@ -1,7 +1,8 @@
-"""Training and evaluation on whole-split tensors: batches by indexing a seeded permutation.
+"""Training and evaluation on whole-split tensors: batches by indexing an epoch's order.
 
-``train_one_epoch`` and ``evaluate`` take their collaborators as arguments and know nothing
-about tricks; ``train_run`` wires a ``Recipe`` to them for one (variant, seed).
+``train_one_epoch`` and ``evaluate`` take their collaborators as arguments and know nothing about
+tricks; ``train_run`` wires a built ``Recipe`` to them for one (variant, seed). The engine never
+parses specs: it receives the recipe and the run's settings.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .allocator import keep_freed_memory
 from ..specs.callbacks import EpochState
-from .data import Dataset, class_balanced_subset
-from ..specs.recipe import Recipe
-from ..running.settings import RunSettings
+from ..specs.recipe import Recipe, StepHooks
+from .allocator import keep_freed_memory
+from .data import Dataset, split_training
+from .lr_trace import LRTrace
+from .schedule import Budget, LRController
 
 # Images per forward pass when evaluating: larger is faster until a batch's fp32 conv1 output passes
 # the allocator's 32 MB heap limit (500 images: 57.6 MB, 1.7x slower than 250; benchmarks/throughput.py).
@@ -28,7 +30,9 @@ EVAL_BATCH = 250
 # CPU (measured: 1.4x per training step at batch 64, 2x for evaluation; benchmarks/throughput.py).
 MEMORY_FORMAT = torch.channels_last
 PROGRESS_EVERY = 50        # training steps between progress events
-SUBSET_SEED = 0            # the --train-subset draw is the same for every variant and seed
+# Offsets that give each random stream of a run its own seed (seed k: init k, data order k, ...).
+DROPOUT_SEED_OFFSET = 1_000_003     # the global RNG: dropout masks
+AUGMENT_SEED_OFFSET = 2_000_003     # the run's augmentation generator, on the training device
 
 Event = Callable[[str, dict], None]
 
@@ -40,37 +44,56 @@ def autocast(device: torch.device, precision: str):
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                    labels: torch.Tensor, transform: nn.Module, batch_size: int, generator: torch.Generator,
-                    precision: str = "fp32", on_step: Callable[[int, int], None] | None = None,
-                    memory_format: torch.memory_format = MEMORY_FORMAT) -> float:
-    """One pass over ``images`` (uint8 NCHW) in the order of a permutation drawn from ``generator``.
+                    labels: torch.Tensor, transform: nn.Module, batch_size: int, order: torch.Tensor,
+                    precision: str = "fp32", hooks: StepHooks | None = None,
+                    after_step: Callable[[], None] | None = None, augment_generator: torch.Generator | None = None,
+                    on_step: Callable[[int, int], None] | None = None,
+                    memory_format: torch.memory_format = MEMORY_FORMAT) -> tuple[float, float]:
+    """One pass over ``images`` (uint8 NCHW) in ``order`` (a permutation of their indices).
 
-    Returns the mean training loss per image. No host sync inside the loop (the loss is summed on
-    the device), so the GPU, when there is one, is never waited on per step.
+    Per step: scale to [0, 1], augment (training only), input transform, forward, the criterion plus
+    any loss terms, backward, the before-step hooks, the optimizer step, then ``after_step`` (the LR
+    controller). Returns (mean training objective, mean NLL) per image; the two are the same number
+    unless a hook changes the loss. No host sync inside the loop (losses are summed on the device).
     """
+    hooks = hooks or StepHooks()
     model.train()
     n = images.shape[0]
-    perm = torch.randperm(n, generator=generator).to(images.device)
+    order = order.to(images.device)
     total = torch.zeros((), dtype=torch.float64, device=images.device)
+    total_nll = torch.zeros((), dtype=torch.float64, device=images.device) if hooks.changes_loss else total
     steps = math.ceil(n / batch_size)
     for step in range(steps):
-        idx = perm[step * batch_size:(step + 1) * batch_size]
-        x = transform(images[idx].float().div_(255.0)).contiguous(memory_format=memory_format)
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        x = images[idx].float().div_(255.0)
+        for aug in hooks.augment:
+            x = aug(x, augment_generator)
+        x = transform(x).contiguous(memory_format=memory_format)
+        y = labels[idx]
         with autocast(images.device, precision):
-            loss = F.nll_loss(model(x).float(), labels[idx])
+            out = model(x).float()
+            loss = hooks.criterion(out, y)
+            for term in hooks.loss_terms:
+                loss = loss + term(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for hook in hooks.before_optimizer_step:
+            hook(model)
         optimizer.step()
+        if after_step is not None:
+            after_step()
         total += loss.detach() * idx.numel()
+        if hooks.changes_loss:
+            total_nll += F.nll_loss(out.detach(), y) * idx.numel()
         if on_step is not None and ((step + 1) % PROGRESS_EVERY == 0 or step + 1 == steps):
             on_step(step + 1, steps)
-    return float(total) / n
+    return float(total) / n, float(total_nll) / n
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: nn.Module,
              precision: str = "fp32", batch_size: int = EVAL_BATCH) -> tuple[torch.Tensor, float]:
-    """Predicted classes for every image, and the mean NLL loss."""
+    """Predicted classes for every image, and the mean NLL loss (never augmented)."""
     model.eval()
     preds, loss = [], torch.zeros((), dtype=torch.float64, device=images.device)
     for i in range(0, images.shape[0], batch_size):
@@ -82,64 +105,91 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, trans
     return torch.cat(preds).cpu(), float(loss) / images.shape[0]
 
 
-def train_run(settings: RunSettings, dataset: Dataset, device: torch.device, on_event: Event | None = None) -> dict:
-    """Train one (variant, seed) and return its record: history, final predictions, status."""
-    emit = on_event or (lambda kind, payload: None)
-    from ..specs.spec import Variant
+def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None) -> dict:
+    """Train one (variant, seed) of ``recipe`` and return its outcome: history, final test predictions, status.
 
+    ``settings`` is the run's ``RunSettings`` (seed, epochs, batch size, subset, validation, precision).
+    """
+    emit = on_event or (lambda kind, payload: None)
     if device.type == "cpu":
         keep_freed_memory()   # 1.4-1.6x per CPU training step: no page faults on activations (see allocator)
 
-    recipe = Recipe(settings.variant, Variant(settings.variant, "", None, settings.tricks).instantiate())
-    train_x, train_y = dataset.train_x, dataset.train_y
-    if settings.train_subset:
-        idx = class_balanced_subset(train_y, settings.train_subset, SUBSET_SEED)
-        train_x, train_y = train_x[idx], train_y[idx]
+    recipe.check_validation(settings.validation)
+    train_idx, val_idx = split_training(dataset.train_y, settings.validation, settings.train_subset)
+    train_x, train_y = dataset.train_x[train_idx], dataset.train_y[train_idx]
     transform = recipe.input_transform(train_x).to(device)
     train_x, train_y = train_x.to(device), train_y.to(device)
+    val_x, val_y = dataset.train_x[val_idx].to(device), dataset.train_y[val_idx].to(device)
     test_x, test_y = dataset.test_x.to(device), dataset.test_y.to(device)
 
     model = recipe.model(settings.seed, len(dataset.classes)).to(device, memory_format=MEMORY_FORMAT)
     optimizer = recipe.optimizer(model)
-    scheduler = recipe.scheduler(optimizer)
+    budget = Budget(settings.epochs, math.ceil(train_y.numel() / settings.batch_size))
+    lr = recipe.lr_controller(optimizer, budget)
+    hooks = recipe.step_hooks()
     callbacks = recipe.callbacks()
     order = torch.Generator().manual_seed(settings.seed)   # data order: same for every variant
-    torch.manual_seed(settings.seed + 1_000_003)           # dropout masks: fixed per seed, apart from init
+    torch.manual_seed(settings.seed + DROPOUT_SEED_OFFSET)  # dropout masks: fixed per seed, apart from init
+    aug_gen = torch.Generator(device=device).manual_seed(settings.seed + AUGMENT_SEED_OFFSET) \
+        if hooks.augment else None
+    trace = LRTrace()
 
+    def after_step():
+        lr.after_step()
+        trace.record(lr.steps, lr.lr)
+
+    trace.record(0, lr.lr)
     history, status, stop_reason = [], "ok", ""
-    preds = torch.zeros(0, dtype=torch.int64)
     train_seconds = eval_seconds = 0.0
     for epoch in range(1, settings.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
+        epoch_lr = lr.lr
         t0 = time.perf_counter()
-        loss = train_one_epoch(model, optimizer, train_x, train_y, transform, settings.batch_size, order,
-                               settings.precision,
-                               on_step=lambda s, n, e=epoch: emit("step", {"epoch": e, "step": s, "steps": n}))
+        perm = recipe.data_order(train_y.numel(), order)
+        loss, nll = train_one_epoch(model, optimizer, train_x, train_y, transform, settings.batch_size, perm,
+                                    settings.precision, hooks, after_step, aug_gen,
+                                    on_step=lambda s, n, e=epoch: emit("step", {"epoch": e, "step": s, "steps": n}))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
+        metrics = {"train_loss": loss}
+        row = {"epoch": epoch, "train_loss": loss}
+        if hooks.changes_loss:
+            row["train_nll"] = nll
+        if val_y.numel():
+            val_preds, val_loss = evaluate(model, val_x, val_y, transform, settings.precision)
+            metrics["val_loss"] = val_loss
+            metrics["val_accuracy"] = float((val_preds == val_y.cpu()).double().mean())
+            row.update(val_loss=val_loss, val_accuracy=metrics["val_accuracy"])
         preds, test_loss = evaluate(model, test_x, test_y, transform, settings.precision)
         t2 = time.perf_counter()
         train_seconds += t1 - t0
         eval_seconds += t2 - t1
         acc = float((preds == dataset.test_y).double().mean())
-        history.append({"epoch": epoch, "train_loss": loss, "test_loss": test_loss, "test_accuracy": acc,
-                        "lr": lr, "train_seconds": t1 - t0, "eval_seconds": t2 - t1})
+        row.update(test_loss=test_loss, test_accuracy=acc, lr=epoch_lr, train_seconds=t1 - t0, eval_seconds=t2 - t1)
+        history.append(row)
         emit("epoch", {"epoch": epoch, "epochs": settings.epochs, "loss": loss, "acc": acc})
         if not math.isfinite(loss):
             status, stop_reason = "diverged", f"training loss became {loss} in epoch {epoch}"
             break
-        state = EpochState(epoch, settings.epochs, loss, acc, lr)
+        state = EpochState(epoch, settings.epochs, epoch_lr, dict(metrics), model)
         for cb in callbacks:
             cb.on_epoch_end(state)
-        if scheduler is not None:
-            scheduler.step()
+        lr.after_epoch(metrics)
+        trace.record(lr.steps, lr.lr)
         if state.should_stop:
             stop_reason = state.stop_reason or "a callback asked to stop"
             break
+    if status == "ok" and callbacks:
+        for cb in callbacks:
+            cb.on_train_end(model)
+        t0 = time.perf_counter()
+        preds, _ = evaluate(model, test_x, test_y, transform, settings.precision)   # the weights a callback left
+        eval_seconds += time.perf_counter() - t0
     return {"status": status, "stop_reason": stop_reason, "history": history,
             "epochs_run": len(history), "predictions": preds.tolist(),
             "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "optimizer": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.optimizer_settings().items()},
+            "optimizer_class": recipe.optimizer_class().__name__,
+            "lr_trace": trace.to_dict(budget.steps_per_epoch),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "train_images": int(train_y.numel())}
+            "train_images": int(train_y.numel()), "validation_images": int(val_y.numel())}

@@ -1,0 +1,84 @@
+"""Planning a study: the (variant, seed) runs with their resolved settings, what is already done,
+and the manifest (``study.json``) that records what was planned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..specs.recipe import build_recipe, trick_versions
+from ..specs.spec import Spec
+from ..training.data import DataSource
+from .records import matching, read_run, run_path
+from .settings import RunSettings
+
+
+@dataclass
+class StudyOptions:
+    spec: Spec
+    source: DataSource
+    out_dir: Path
+    variants: list[str] | None = None
+    seeds: tuple[int, ...] | None = None     # None: the spec's seeds
+    epochs: int | None = None                # None: the spec's epochs
+    train_subset: int | None = None          # images; None: the spec's (else the whole training split)
+    validation: int | None = None            # images; None: the spec's (default 0: no validation split)
+    precision: str = "auto"                  # auto | fp32 | bf16 (auto: bf16 where the device runs it natively)
+    device: str = "auto"                     # auto | cpu | cuda
+    workers: int | None = None               # None: one per core on CPU, one per GPU on CUDA
+    progress: bool = True
+
+
+def validation_size(opts: StudyOptions) -> int:
+    return opts.spec.training.validation if opts.validation is None else opts.validation
+
+
+def check_variants(opts: StudyOptions) -> None:
+    """Refuse, before any data is loaded, a variant whose tricks need a validation split when there is none."""
+    for v in opts.spec.select(opts.variants):
+        build_recipe(v.name, v.tricks).check_validation(validation_size(opts))
+
+
+def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettings]:
+    """Every (variant, seed) run, seed-major (whole seeds finish first)."""
+    check_variants(opts)
+    spec = opts.spec
+    seeds = opts.seeds or spec.training.seeds
+    epochs = opts.epochs or spec.training.epochs
+    subset = opts.train_subset or spec.training.train_subset
+    validation = validation_size(opts)
+    variants = spec.select(opts.variants)
+    versions = {v.name: tuple(trick_versions(v.tricks).items()) for v in variants}
+    return [RunSettings(spec=spec.name, variant=v.name, tricks=v.tricks, imports=spec.imports, seed=s,
+                        epochs=epochs, batch_size=spec.training.batch_size, train_subset=subset,
+                        precision=opts.precision, data_kind=data_kind, data_sha256=data_sha256,
+                        validation=validation, trick_versions=versions[v.name])
+            for s in seeds for v in variants]
+
+
+def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
+    return {(r.variant, r.seed): r.key() for r in runs}
+
+
+def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings], list[RunSettings]]:
+    """(already finished with the same settings, still to run)."""
+    done, todo = [], []
+    for r in runs:
+        rec = read_run(run_path(out_dir, r.stem))
+        (done if rec is not None and matching([rec], {(r.variant, r.seed): r.key()}) else todo).append(r)
+    return done, todo
+
+
+def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, device, workers: int) -> dict:
+    spec = opts.spec
+    chosen = {r.variant for r in runs}
+    return {
+        "spec": {"name": spec.name, "description": spec.description, "path": spec.path,
+                 "variants": [{"name": v.name, "base": v.base, "description": v.description,
+                               "tricks": [dict(t) for t in v.tricks]} for v in spec.variants if v.name in chosen]},
+        "seeds": sorted({r.seed for r in runs}),
+        "epochs": runs[0].epochs, "batch_size": runs[0].batch_size, "train_subset": runs[0].train_subset,
+        "validation": runs[0].validation,
+        "precision": runs[0].precision, "dataset": dataset_info, "device": str(device), "workers": workers,
+        "runs": [{"variant": r.variant, "seed": r.seed, "settings_key": r.key()} for r in runs],
+    }

@@ -1,0 +1,47 @@
+"""Progress bars for a study: one bar counting finished runs, one per worker (epoch, loss, accuracy)."""
+
+from __future__ import annotations
+
+
+class Progress:
+    """Fed with ``event(worker, stem, kind, payload)`` from the runs and ``finished(stem, status)``."""
+
+    def __init__(self, total: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.tqdm, self.enabled = tqdm, enabled
+        self.study = tqdm(total=total, desc="study", unit="run", disable=not enabled, position=0)
+        self.bars: dict = {}
+        self.started: set[str] = set()
+
+    def event(self, worker, stem: str, kind: str, p: dict) -> None:
+        if kind == "start":
+            self.started.add(stem)
+        if not self.enabled:
+            return
+        if kind == "start":
+            bar = self.bars.get(worker)
+            if bar is None:
+                bar = self.tqdm(desc=stem, total=p["epochs"], unit="epoch", position=len(self.bars) + 1,
+                                leave=False)
+                self.bars[worker] = bar
+            bar.reset(total=p["epochs"])
+            bar.set_description(stem)
+        bar = self.bars.get(worker)
+        if bar is None:
+            return
+        if kind == "step":
+            bar.n = p["epoch"] - 1 + p["step"] / p["steps"]
+            bar.refresh()
+        elif kind == "epoch":
+            bar.n = p["epoch"]
+            bar.set_postfix(loss=f"{p['loss']:.3f}", acc=f"{p['acc']:.3f}")
+
+    def finished(self, stem: str, status: str) -> None:
+        self.study.update(1)
+        self.study.set_postfix_str(f"last: {stem} {status}")
+
+    def close(self) -> None:
+        for b in self.bars.values():
+            b.close()
+        self.study.close()

@@ -1,0 +1,57 @@
+"""One run into one record: build the recipe from the run's settings, train, score, describe.
+
+``RunContext`` holds what a process keeps between runs (the loaded dataset); each worker process
+makes its own, and an in-process study makes one around the dataset it already loaded, so no state
+is shared between the study process and its workers. ``run_one`` returns the record; the study
+driver writes it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..errors import TricksError
+from ..training.data import DataSource
+from .settings import RunSettings
+
+
+@dataclass
+class RunContext:
+    source: DataSource
+    device: str                       # "cpu", "cuda", "cuda:1", ...
+    dataset: object | None = None     # training.data.Dataset, loaded on first use
+
+    def data(self):
+        if self.dataset is None:
+            from ..training.data import load_dataset
+
+            self.dataset = load_dataset(self.source, progress=False)
+        return self.dataset
+
+
+def run_one(settings: RunSettings, ctx: RunContext, emit=None) -> dict:
+    """Train one (variant, seed) and return its complete record (not yet written)."""
+    import torch
+
+    from ..plugins import load_plugins
+    from ..specs.recipe import build_recipe
+    from ..training.engine import train_run
+    from ..training.metrics import score
+    from .provenance import provenance
+    from .records import make_record
+
+    emit = emit or (lambda kind, payload: None)
+    device = torch.device(ctx.device)
+    load_plugins(settings.imports)
+    recipe = build_recipe(settings.variant, settings.tricks)
+    dataset = ctx.data()
+    if dataset.checksum != settings.data_sha256:
+        raise TricksError(f"the dataset in {ctx.source.root} changed while the study was running")
+    emit("start", {"epochs": settings.epochs})
+    t0 = time.perf_counter()
+    out = train_run(recipe, settings, dataset, device, emit)
+    preds = out.pop("predictions")
+    metrics = score(dataset.test_y.tolist(), preds, dataset.classes)
+    return make_record(settings, out, metrics, dataset.describe(), dataset.classes, provenance(device),
+                       wall_seconds=time.perf_counter() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

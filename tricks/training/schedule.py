@@ -1,0 +1,121 @@
+"""Learning-rate schedules: what a trick returns (``Schedule``, ``Warmup``), and the controller that
+steps them for the engine (``LRController``).
+
+Composition rules (a warm-up and a main schedule can come from two different tricks):
+
+- **warm-up + per-step schedule**: exactly ``SequentialLR([LinearLR(start_factor, 1, steps), main],
+  milestones=[steps])``, stepped after every optimizer step, as torchvision's references chain them.
+  The main schedule starts at its step 0 when the warm-up ends.
+- **warm-up + per-epoch schedule** (including metric-driven ones such as ``ReduceLROnPlateau``): the
+  warm-up's ``LinearLR`` is stepped after every optimizer step; the main schedule is held until the
+  warm-up is over and then stepped at the end of every epoch (so "in front of" holds in epochs too).
+- a schedule alone is stepped at its interval; a warm-up alone ends at a constant LR.
+
+``Budget`` tells a schedule how long it has *after* the warm-up, so that e.g. a cosine reaches its
+minimum at the end of training whatever warm-up sits in front of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+INTERVALS = ("step", "epoch")
+MONITORS = ("val_loss", "val_accuracy", "train_loss")
+
+
+@dataclass(frozen=True)
+class Budget:
+    epochs: int              # planned epochs
+    steps_per_epoch: int     # optimizer steps per epoch (training images / batch size, rounded up)
+    warmup_steps: int = 0    # optimizer steps taken by a warm-up in front of the schedule
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def main_steps(self) -> int:
+        """Optimizer steps left for the main schedule after the warm-up (at least 1)."""
+        return max(1, self.total_steps - self.warmup_steps)
+
+    @property
+    def main_epochs(self) -> int:
+        """Epoch ends left for a per-epoch schedule after the warm-up (at least 1)."""
+        return max(1, self.epochs - math.ceil(self.warmup_steps / self.steps_per_epoch))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    scheduler: Any              # a torch.optim.lr_scheduler object built on the run's optimizer
+    interval: str = "epoch"     # "step": after every optimizer step; "epoch": after every epoch
+    monitor: str | None = None  # metric-driven schedulers: the metric passed to step(), see MONITORS
+
+    def __post_init__(self):
+        if self.interval not in INTERVALS:
+            raise ValueError(f"Schedule interval must be one of {', '.join(INTERVALS)}, got {self.interval!r}")
+        if self.monitor is not None and self.monitor not in MONITORS:
+            raise ValueError(f"Schedule monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
+        if self.monitor is not None and self.interval != "epoch":
+            raise ValueError("a metric-driven schedule steps once per epoch (interval='epoch')")
+
+
+@dataclass(frozen=True)
+class Warmup:
+    steps: int                 # optimizer steps from start_factor * lr up to lr
+    start_factor: float        # the first step's LR as a fraction of the optimizer's lr
+
+
+class LRController:
+    """Steps a warm-up and a main schedule at their intervals (see the module docstring).
+
+    The engine calls ``after_step()`` after every optimizer step and ``after_epoch(metrics)`` at the
+    end of every epoch; ``lr`` is the learning rate of the first parameter group, for the record.
+    """
+
+    def __init__(self, optimizer, schedule_factory=None, warmup: Warmup | None = None, budget: Budget | None = None):
+        from torch.optim.lr_scheduler import LinearLR, SequentialLR
+
+        self.optimizer = optimizer
+        self.warmup = warmup
+        self.steps = 0
+        budget = budget or Budget(1, 1)
+        w = warmup.steps if warmup else 0
+        # The main schedule is built first: it records each group's initial_lr from the optimizer.
+        self.schedule: Schedule | None = schedule_factory(optimizer, Budget(budget.epochs, budget.steps_per_epoch, w)) \
+            if schedule_factory else None
+        self._per_step = None       # stepped after every optimizer step
+        self._warm_only = None      # the warm-up's LinearLR when the main schedule is per epoch
+        linear = LinearLR(optimizer, start_factor=warmup.start_factor, end_factor=1.0, total_iters=w) \
+            if warmup else None
+        main = self.schedule.scheduler if self.schedule else None
+        if self.schedule is not None and self.schedule.interval == "step":
+            self._per_step = SequentialLR(optimizer, [linear, main], milestones=[w]) if linear else main
+        else:
+            self._warm_only = linear
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def after_step(self) -> None:
+        self.steps += 1
+        if self._per_step is not None:
+            self._per_step.step()
+        elif self._warm_only is not None and self.steps <= self.warmup.steps:
+            self._warm_only.step()
+
+    def after_epoch(self, metrics: dict[str, float]) -> None:
+        s = self.schedule
+        if s is None or s.interval != "epoch":
+            return
+        if self.warmup is not None and self.steps < self.warmup.steps:
+            return                      # held until the warm-up in front of it is over
+        if s.monitor is not None:
+            if s.monitor not in metrics:
+                raise ValueError(f"the LR schedule monitors {s.monitor!r}, which this run does not record "
+                                 f"(recorded: {', '.join(sorted(metrics))})")
+            s.scheduler.step(metrics[s.monitor])
+        else:
+            s.scheduler.step()
