@@ -3,7 +3,7 @@
 #   make figures    regenerate figures, tables and REPORT.md from stored runs (no training)
 #   make test       the test suite
 #   make regression the CI regression check on accuracy deltas (needs REG_DATA or CIFAR10_JPEG_DIR)
-# Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET VALIDATION WORKERS DEVICE PRECISION OUT RESULTS
+# Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET VALIDATION WORKERS EXECUTOR RAY_ADDRESS DEVICE PRECISION OUT RESULTS
 
 PYTHON ?= python3
 VENV   := .venv
@@ -20,7 +20,8 @@ RESULTS   ?= results/backprop_tricks
 ABLATION_ARGS = --spec $(SPEC) --seeds $(SEEDS) --dataset $(DATASET) --device $(DEVICE) --precision $(PRECISION) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
 	$(if $(TRAIN_SUBSET),--train-subset $(TRAIN_SUBSET)) $(if $(VALIDATION),--validation $(VALIDATION)) \
-	$(if $(WORKERS),--workers $(WORKERS)) \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
+	$(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) \
 	$(if $(OUT),--out $(OUT))
 
 # The CI regression check runs benchmarks/ci_profile.toml on the CIFAR-10 JPEG copy in REG_DATA, in bf16

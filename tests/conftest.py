@@ -105,8 +105,10 @@ def plugin_module(tmp_path, monkeypatch):
     importable here and in spawned workers; its tricks are unregistered afterwards, even on failure."""
     import sys
 
+    from tricks.plugins import load_plugins
     from tricks.specs.registry import TRICKS
 
+    load_plugins()   # the built-ins first, so that teardown unregisters only what the test added
     before = set(TRICKS.names())
     written = []
 

@@ -104,7 +104,9 @@ def test_any_parameter_value_is_accepted_in_range_or_refused_with_spec_error(nam
     declared = {p.name: p for p in cls.params}
     p = declared[key]
     v = t.p[key]
-    if p.kind is float:
+    if p.kind is float and v is None:
+        assert value is None and p.default is None      # "unset" is only accepted where it is the default
+    elif p.kind is float:
         assert isinstance(v, float) and (p.low is None or v >= p.low) and (p.high is None or v <= p.high)
         assert not (p.low_open and v == p.low) and not (p.high_open and v == p.high)
     elif p.kind is list:

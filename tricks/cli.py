@@ -10,17 +10,21 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import TricksError
+from .errors import Terminated, TricksError
 
 DEFAULT_SPEC = "benchmarks/backprop_tricks.toml"
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 143    # 128 + SIGTERM
 
 
 def _seeds(text: str) -> tuple[int, ...]:
     from .specs.spec import check_seeds
 
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or "" in parts:
+        raise TricksError(f"--seeds takes comma-separated non-negative integers like 0,1,2 (no empty items); "
+                          f"got {text!r}")
     try:
         values = [int(p) for p in parts]
     except ValueError:
@@ -82,7 +86,9 @@ def cmd_ablation(args) -> int:
     from .running.study import run_study
 
     spec = load_spec(args.spec)
-    seeds = _seeds(args.seeds) if args.seeds else None
+    seeds = _seeds(args.seeds) if args.seeds is not None else None
+    if args.variants is not None and not [v for v in args.variants.split(",") if v.strip()]:
+        raise TricksError("--variants is empty; name variants like baseline,norm_inputs (tricks list --spec FILE)")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     spec.select(variants)   # unknown names fail here, listing the valid ones
     if args.precision not in PRECISION_CHOICES:
@@ -93,8 +99,11 @@ def cmd_ablation(args) -> int:
         epochs=_positive("--epochs", args.epochs), train_subset=_positive("--train-subset", args.train_subset),
         validation=_non_negative("--validation", args.validation),
         precision=args.precision, device=args.device, workers=_positive("--workers", args.workers),
-        progress=not args.no_progress)
+        progress=not args.no_progress, executor=args.executor, ray_address=args.ray_address,
+        ray_cpus_per_run=args.ray_cpus_per_run, ray_gpus_per_run=args.ray_gpus_per_run)
     outcome = run_study(opts)
+    for path, why in outcome.corrupted.items():
+        print(f"tricks: corrupted run file {path} ({why}): trained again", file=sys.stderr)
     print(f"{outcome.planned} runs planned, {outcome.reused} reused from earlier, "
           f"{len(outcome.finished)} trained, {len(outcome.failed)} failed "
           f"in {outcome.wall_seconds:.0f} s -> {outcome.out_dir / 'runs.csv'}")
@@ -111,12 +120,24 @@ def cmd_ablation(args) -> int:
     return 1 if outcome.failed else 0
 
 
-def cmd_figures(args) -> int:
-    from .analysis.report import build_report
+def _report_corrupted(data) -> None:
+    for path, why in data.corrupted.items():
+        print(f"tricks: corrupted run file {path}: {why}", file=sys.stderr)
+    if data.corrupted:
+        print(f"  ({len(data.corrupted)} file(s) left out; delete them and run 'tricks ablation' again to retrain "
+              "those runs)", file=sys.stderr)
 
-    path = build_report(Path(args.results))
+
+def cmd_figures(args) -> int:
+    """Exit 0, or 1 when run files are corrupted (the report is still written and names them)."""
+    from .analysis.report import build_report
+    from .analysis.studydata import load_study
+
+    data = load_study(Path(args.results))
+    path = build_report(Path(args.results), data)
     print(f"report: {path}")
-    return 0
+    _report_corrupted(data)
+    return 1 if data.corrupted else 0
 
 
 def cmd_check(args) -> int:
@@ -126,14 +147,22 @@ def cmd_check(args) -> int:
     from .running.records import write_json
     from .analysis.studydata import load_study
 
+    from .running.schema import REFERENCE, SchemaError, validate
+
     data = load_study(Path(args.results))
+    _report_corrupted(data)
     ref_path = Path(args.reference)
-    old = None
+    old, bad = None, None
+    if ref_path.is_dir():
+        raise TricksError(f"--reference {ref_path} is a directory; give the reference JSON file")
     if ref_path.is_file():
         try:
             old = json.loads(ref_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise TricksError(f"reference {ref_path} is not valid JSON ({exc}); re-create it with --update") from None
+            validate(old, REFERENCE, f"reference {ref_path}")
+        except (ValueError, SchemaError) as exc:
+            bad = exc if isinstance(exc, SchemaError) else \
+                TricksError(f"reference {ref_path} is not valid JSON ({exc}); re-create it with --update")
+            old = None
     if args.update:
         try:
             new = make_reference(data)
@@ -143,6 +172,8 @@ def cmd_check(args) -> int:
         write_json(ref_path, new)
         print(f"reference written: {ref_path}")
         return 0
+    if bad is not None:
+        raise bad
     if old is None:
         raise TricksError(f"no reference at {ref_path}; create one with 'make regression-update' "
                           "(tricks check --update)")
@@ -175,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--precision", default="auto",
                     help="auto (default: bf16 autocast where the device has native bf16, else fp32), fp32 or bf16")
     ab.add_argument("--out", help="results directory (default results/<spec name>)")
+    ab.add_argument("--executor", default="local", choices=("local", "ray"),
+                    help="local (default: a process pool on this machine) or ray (one Ray task per run)")
+    ab.add_argument("--ray-address", help="Ray cluster host:port, 'auto' or ray://... (default: $RAY_ADDRESS, "
+                                          "else a local Ray started for the study)")
+    ab.add_argument("--ray-cpus-per-run", type=float, default=1.0, help="CPUs per Ray task (default 1)")
+    ab.add_argument("--ray-gpus-per-run", type=float,
+                    help="GPUs per Ray task (default: 1 on a cluster with GPUs when training on CUDA, else 0)")
     ab.add_argument("--no-progress", action="store_true", help="no progress bars")
     ab.add_argument("--no-report", action="store_true", help="do not render figures and REPORT.md at the end")
     ab.set_defaults(func=cmd_ablation)
@@ -191,7 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"tricks: warning: {message}\n"   # no Python source line: the message says what and where
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -202,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:   # e.g. `tricks list | head`: the reader left; nothing to report
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("\ntricks: interrupted; finished runs are saved. Run the same command again to resume.",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\ntricks: {what}; finished runs are saved. Run the same command again to resume.", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,3 +16,7 @@ class SpecError(TricksError):
 
 class DataError(TricksError):
     """A dataset is missing, malformed or fails its checksum."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: handled like Ctrl-C (finished runs kept), but exits with 143 (128 + SIGTERM)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..running.records import stem_key
 from .studydata import StudyData
 
 SCHEMA = 1
@@ -31,7 +32,10 @@ SPREAD_MULT = 3.0            # standard deviations of a difference of seed means
 BASELINE_MARGIN_FLOOR = 0.03  # accuracy (3 points): smallest allowed drop of the baseline's mean
 
 OK, BETTER, REGRESSION, MISSING, DIVERGED = "ok", "better (re-baseline?)", "REGRESSION", "MISSING", "DIVERGED"
-FAILING = (REGRESSION, MISSING, DIVERGED)
+CORRUPTED, UNVERIFIABLE = "CORRUPTED", "UNVERIFIABLE"
+# The check fails closed: anything it cannot verify (a corrupted run file, a number that is not finite,
+# a variant the reference does not cover) fails, exactly like a regression.
+FAILING = (REGRESSION, MISSING, DIVERGED, CORRUPTED, UNVERIFIABLE)
 
 
 def profile_signature(manifest: dict) -> dict:
@@ -112,26 +116,39 @@ def compare(reference: dict, data: StudyData) -> CheckResult:
         return result
     acc = _accuracies(data)
     status = {(r["variant"], r["seed"]): r["status"] for r in data.records}
+    broken = {stem_key(p) for p in data.corrupted}
     seeds = data.manifest["seeds"]
     refv = reference["reference_variant"]
 
     def health(v):
+        if any((v, s) in broken for s in seeds):
+            return CORRUPTED
         if any(status.get((v, s)) == "diverged" for s in seeds):
             return DIVERGED
         if any((v, s) not in status for s in seeds):
             return MISSING
         return None
 
+    def finite(*xs) -> bool:
+        return all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
+
     b = reference["baseline"]
     new_base = float(np.mean([acc[refv][s] for s in seeds])) if health(refv) is None else math.nan
+    base_verdict = health(refv) or (UNVERIFIABLE if not finite(new_base, b.get("floor"), b.get("accuracy"))
+                                    else OK if new_base >= b["floor"] else REGRESSION)
     result.rows.append({"variant": refv, "what": "accuracy", "reference": b["accuracy"], "new": new_base,
-                        "limit": b["floor"],
-                        "verdict": health(refv) or (OK if new_base >= b["floor"] else REGRESSION)})
+                        "limit": b["floor"], "verdict": base_verdict})
+    for v in data.order:
+        if v != refv and v not in reference["variants"]:
+            result.rows.append({"variant": v, "what": "not in the reference", "reference": math.nan,
+                                "new": math.nan, "limit": math.nan, "verdict": UNVERIFIABLE})
     for v, ref in reference["variants"].items():
         problem = health(v) or health(refv)
         new = float(np.mean(_deltas(acc, v, refv))) if problem is None else math.nan
         if problem:
             verdict = problem
+        elif not finite(new, ref.get("delta"), ref.get("tolerance")) or ref["tolerance"] < 0:
+            verdict = UNVERIFIABLE
         elif new < ref["delta"] - ref["tolerance"]:
             verdict = REGRESSION
         elif new > ref["delta"] + ref["tolerance"]:
@@ -155,7 +172,7 @@ def format_table(result: CheckResult) -> str:
     head = f"{'variant':<16} {'checked':<22} {'reference':>10} {'new':>10} {'tolerance':>10}  verdict"
     lines = [head, "-" * len(head)]
     for r in result.rows:
-        pct = lambda x, s=True: "n/a" if not math.isfinite(x) else (f"{100 * x:+.2f}" if s else f"{100 * x:.2f}")  # noqa
+        pct = lambda x, s=True: "n/a" if not isinstance(x, (int, float)) or not math.isfinite(x) else (f"{100 * x:+.2f}" if s else f"{100 * x:.2f}")  # noqa
         if r["what"] == "accuracy":
             ref, new, tol = pct(r["reference"], False), pct(r["new"], False), f">={100 * r['limit']:.2f}"
         else:

@@ -22,8 +22,8 @@ FIGURES = ("micro_f1.png", "deltas.png", "confusion_matrices.png", "per_class_f1
            "learning_curves.png", "lr_schedule.png")
 
 
-def build_report(directory: Path) -> Path:
-    data = load_study(directory)
+def build_report(directory: Path, data: StudyData | None = None) -> Path:
+    data = data or load_study(directory)
     directory = Path(directory)
     runs = data.runs()
     order = data.order
@@ -86,6 +86,14 @@ def _elapsed_minutes(records: list[dict]) -> float:
     if not times:
         return math.nan
     return (max(t for t, _ in times) - min(t - w for t, w in times)) / 60
+
+
+def _rel(path: str, directory: Path) -> str:
+    p = Path(path)
+    try:
+        return str(p.relative_to(directory))
+    except ValueError:
+        return str(p)
 
 
 def findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame) -> list[str]:
@@ -171,6 +179,12 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         if failed:
             lines += ["Failed in the latest invocation:", "",
                       *[f"- {v} seed {s}: {reason.splitlines()[0]}" for v, s, reason in failed], ""]
+    if data.corrupted:
+        lines += ["## Corrupted run files", "",
+                  f"{len(data.corrupted)} run file(s) exist but cannot be used (torn, edited or from another tool); "
+                  "they are left out of everything below. Delete them and run the same 'tricks ablation' command "
+                  "to train those runs again:", "",
+                  *[f"- `{_rel(p, data.directory)}`: {why}" for p, why in data.corrupted.items()], ""]
     diverged = [r for r in recs if r["status"] == "diverged"]
     if diverged:
         lines += ["## Diverged runs", "", *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason', '')}"

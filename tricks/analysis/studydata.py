@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TricksError
-from ..running.records import RUNS_CSV_COLUMNS, load_runs, matching, run_row
+from ..running.records import RUNS_CSV_COLUMNS, matching, run_row, scan_runs, stem_key
+from ..running.schema import MANIFEST, Obj, DictOf, Str, Opt, validate
 
 
 @dataclass
@@ -25,6 +26,7 @@ class StudyData:
     records: list[dict]
     missing: list[tuple[str, int]] = field(default_factory=list)
     failures: dict[str, dict] = field(default_factory=dict)   # stem -> {"reason", "traceback"}
+    corrupted: dict[str, str] = field(default_factory=dict)   # run file path -> why it cannot be used
 
     @property
     def order(self) -> list[str]:
@@ -83,26 +85,42 @@ class StudyData:
         return t.reindex(index=[v for v in self.order if v in t.index], columns=self.classes)
 
 
+FAILURES = DictOf(Obj({"reason": Str()}, {"traceback": Opt(Str())}))
+
+
+def _read_json(path: Path, schema, what: str):
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TricksError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise TricksError(f"{path} is not valid JSON ({exc}); {what}") from None
+    validate(obj, schema, str(path))
+    return obj
+
+
 def load_study(directory: Path) -> StudyData:
+    """The study's manifest and its counted runs; corrupted run files are named, not dropped silently.
+
+    ``study.json`` and ``failures.json`` must have their schema (else one-line ``TricksError``);
+    a run file that is not a complete record is listed in ``corrupted`` with the reason.
+    """
     directory = Path(directory)
     path = directory / "study.json"
     if not path.is_file():
         raise TricksError(f"{directory} has no study.json, so it is not a results directory written by "
                           "'tricks ablation' (try results/backprop_tricks)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TricksError(f"cannot read {path}: {exc}") from None
+    manifest = _read_json(path, MANIFEST, "run 'tricks ablation' again to rewrite it")
     planned = {(r["variant"], r["seed"]): r["settings_key"] for r in manifest["runs"]}
-    records = matching(load_runs(directory), planned)
+    stored, corrupted = scan_runs(directory)
+    records = matching(stored, planned)
     have = {(r["variant"], r["seed"]) for r in records}
+    broken = {stem_key(p) for p in corrupted}
     order = {v["name"]: i for i, v in enumerate(manifest["spec"]["variants"])}
     records.sort(key=lambda r: (order.get(r["variant"], 1 << 30), r["seed"]))
-    missing = sorted((k for k in planned if k not in have), key=lambda k: (order.get(k[0], 1 << 30), k[1]))
+    missing = sorted((k for k in planned if k not in have and k not in broken),
+                     key=lambda k: (order.get(k[0], 1 << 30), k[1]))
     failures = {}
     if (directory / "failures.json").is_file():
-        try:
-            failures = json.loads((directory / "failures.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            failures = {}
-    return StudyData(directory, manifest, records, missing, failures)
+        failures = _read_json(directory / "failures.json", FAILURES, "delete it (it is rewritten by every study)")
+    return StudyData(directory, manifest, records, missing, failures, corrupted)

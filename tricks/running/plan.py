@@ -9,7 +9,7 @@ from pathlib import Path
 from ..specs.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
 from ..training.data import DataSource
-from .records import matching, read_run, run_path
+from .records import check_record, matching, run_path
 from .settings import RunSettings
 
 
@@ -27,6 +27,10 @@ class StudyOptions:
     device: str = "auto"                     # auto | cpu | cuda
     workers: int | None = None               # None: one per core on CPU, one per GPU on CUDA
     progress: bool = True
+    executor: str = "local"                  # local (process pool) | ray (one Ray task per run)
+    ray_address: str | None = None           # None: $RAY_ADDRESS, else a local Ray started for the study
+    ray_cpus_per_run: float = 1.0            # CPUs per Ray task (and torch threads in it)
+    ray_gpus_per_run: float | None = None    # None: 1 on a cluster with GPUs when training on CUDA, else 0
 
 
 def validation_size(opts: StudyOptions) -> int:
@@ -60,13 +64,18 @@ def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
     return {(r.variant, r.seed): r.key() for r in runs}
 
 
-def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings], list[RunSettings]]:
-    """(already finished with the same settings, still to run)."""
-    done, todo = [], []
+def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings], list[RunSettings], dict[str, str]]:
+    """(already finished with the same settings, still to run, {corrupted run file: why}).
+
+    A corrupted file (torn by a crash, edited, truncated) is trained again and overwritten."""
+    done, todo, corrupted = [], [], {}
     for r in runs:
-        rec = read_run(run_path(out_dir, r.stem))
+        path = run_path(out_dir, r.stem)
+        rec, why = check_record(path) if path.exists() else (None, None)
+        if why is not None:
+            corrupted[str(path)] = why
         (done if rec is not None and matching([rec], {(r.variant, r.seed): r.key()}) else todo).append(r)
-    return done, todo
+    return done, todo, corrupted
 
 
 def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, device, workers: int) -> dict:
@@ -80,5 +89,6 @@ def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, de
         "epochs": runs[0].epochs, "batch_size": runs[0].batch_size, "train_subset": runs[0].train_subset,
         "validation": runs[0].validation,
         "precision": runs[0].precision, "dataset": dataset_info, "device": str(device), "workers": workers,
+        "executor": opts.executor,
         "runs": [{"variant": r.variant, "seed": r.seed, "settings_key": r.key()} for r in runs],
     }

@@ -68,26 +68,58 @@ def make_record(settings, outcome: dict, metrics: dict, dataset: dict, classes: 
 
 
 def is_complete(record: dict) -> bool:
-    return (isinstance(record, dict) and record.get("schema") in READABLE_SCHEMAS
-            and record.get("status") in FINAL_STATUSES and isinstance(record.get("history"), list)
-            and isinstance(record.get("metrics"), dict) and isinstance(record.get("settings_key"), str))
+    """A finished run's record with the shape ``schema.RUN_RECORD`` requires."""
+    from .schema import RUN_RECORD, problem
+
+    return isinstance(record, dict) and problem(record, RUN_RECORD) is None
+
+
+def check_record(path: Path) -> tuple[dict | None, str | None]:
+    """(the record, None) if the file holds a complete run; else (None, why not)."""
+    from .schema import RUN_RECORD, problem
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        return None, f"is not valid JSON ({exc}; truncated?)"
+    why = problem(record, RUN_RECORD)
+    return (record, None) if why is None else (None, why)
 
 
 def read_run(path: Path) -> dict | None:
     """The record at ``path`` if it is a complete run, else None (missing, torn or partial)."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if is_complete(record) else None
+    return check_record(path)[0]
+
+
+def scan_runs(out_dir: Path) -> tuple[list[dict], dict[str, str]]:
+    """(every complete run record in ``out_dir/runs``, {file path: why it is corrupted}), by file name."""
+    d = Path(out_dir) / RUNS_DIR
+    if not d.is_dir():
+        return [], {}
+    records, corrupted = [], {}
+    for p in sorted(d.glob("*.json")):
+        record, why = check_record(p)
+        if record is not None:
+            records.append(record)
+        else:
+            corrupted[str(p)] = why
+    return records, corrupted
 
 
 def load_runs(out_dir: Path) -> list[dict]:
     """Every complete run record in ``out_dir/runs``, sorted by file name."""
-    d = Path(out_dir) / RUNS_DIR
-    if not d.is_dir():
-        return []
-    return [r for p in sorted(d.glob("*.json")) if (r := read_run(p)) is not None]
+    return scan_runs(out_dir)[0]
+
+
+def stem_key(path: str | Path) -> tuple[str, int] | None:
+    """(variant, seed) from a run file's name ``<variant>__seed<k>.json``, or None."""
+    stem = Path(path).stem
+    variant, sep, seed = stem.rpartition("__seed")
+    return (variant, int(seed)) if sep and seed.isdigit() else None
 
 
 def matching(records: Iterable[dict], planned: dict[tuple[str, int], str]) -> list[dict]:

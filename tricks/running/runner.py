@@ -30,8 +30,10 @@ class RunContext:
         return self.dataset
 
 
-def run_one(settings: RunSettings, ctx: RunContext, emit=None) -> dict:
-    """Train one (variant, seed) and return its complete record (not yet written)."""
+def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | None = None) -> dict:
+    """Train one (variant, seed) and return its complete record (not yet written).
+
+    ``executor`` describes where it ran (kind, and for Ray its version and node), for provenance."""
     import torch
 
     from ..plugins import load_plugins
@@ -53,5 +55,6 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None) -> dict:
     out = train_run(recipe, settings, dataset, device, emit)
     preds = out.pop("predictions")
     metrics = score(dataset.test_y.tolist(), preds, dataset.classes)
-    return make_record(settings, out, metrics, dataset.describe(), dataset.classes, provenance(device),
+    prov = {**provenance(device), "executor": executor or {"kind": "local"}}
+    return make_record(settings, out, metrics, dataset.describe(), dataset.classes, prov,
                        wall_seconds=time.perf_counter() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

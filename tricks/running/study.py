@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import TricksError
+from ..errors import Terminated, TricksError
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
 from .executors import JobSink, LocalExecutor
 from .lock import DirectoryLock
 from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done
 from .progress import Progress
-from .records import load_runs, matching, run_path, write_json, write_runs_csv
+from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv
 from .settings import RunSettings
 
 FAILURES = "failures.json"   # the runs that failed in the latest invocation, with reasons
@@ -34,21 +34,37 @@ class StudyOutcome:
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)   # stem -> reason
     tracebacks: dict[str, str] = field(default_factory=dict)   # stem -> traceback, for bugs in tricks/engine
+    corrupted: dict[str, str] = field(default_factory=dict)    # run file -> why; trained again
     wall_seconds: float = 0.0
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _raise_terminated(signum, frame):
+    raise Terminated
 
 
-def _check_writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise TricksError(f"cannot write to the output directory {out_dir}: {exc.strerror or exc}") from None
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail before any work if ``out_dir`` cannot become a results directory; creates nothing."""
+    import os
+
+    p = out_dir
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise TricksError(f"--out {out_dir}: {p} is a file, not a directory")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise TricksError(f"cannot write to the output directory {out_dir} ({p} is not writable)")
+
+
+def _prepare(*dirs: Path) -> None:
+    """Create each directory and prove it writable (before the first run trains, not after)."""
+    for d in dirs:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise TricksError(f"cannot write to {d}: {exc.strerror or exc}") from None
 
 
 def run_study(opts: StudyOptions) -> StudyOutcome:
@@ -59,20 +75,27 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
     opts = replace(opts, precision=choose_precision(opts.precision, bf16_is_native(device)))
     check_variants(opts)
     out_dir = Path(opts.out_dir)
-    _check_writable(out_dir)
+    _check_out_dir(out_dir)
+    ray_executor = _ray_executor(opts, device) if opts.executor == "ray" else None   # fails fast, before the data
     dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
     runs = plan(opts, opts.source.kind, dataset.checksum)
     split_training(dataset.train_y, runs[0].validation, runs[0].train_subset)   # sizes checked before any run
+    _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
     with DirectoryLock(out_dir):
-        done, todo = split_done(runs, out_dir)
+        _prepare(out_dir / RUNS_DIR)
+        done, todo, corrupted = split_done(runs, out_dir)
         workers = opts.workers or default_workers(device, len(todo))
         if workers < 1:
             raise TricksError(f"--workers must be at least 1, got {workers}")
         write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
-        outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done))
-        executor = LocalExecutor(opts.source, device, workers, dataset=dataset)
+        outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
+        if ray_executor is not None:
+            ray_executor.dataset = dataset
+            executor = ray_executor
+        else:
+            executor = LocalExecutor(opts.source, device, workers, dataset=dataset)
         del dataset
-        old_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        old_term = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             if todo:
                 _execute(executor, todo, runs, opts, outcome)
@@ -83,6 +106,15 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
                                             for stem, reason in outcome.failed.items()})
         outcome.wall_seconds = time.perf_counter() - t_start
     return outcome
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _ray_executor(opts: StudyOptions, device):
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(opts.source, device, opts.ray_address, opts.ray_cpus_per_run, opts.ray_gpus_per_run)
 
 
 def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:

@@ -79,6 +79,8 @@ def _list_split(root: Path, split: str) -> dict[str, list[Path]]:
     classes = sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{d} has no class folders; put each class's images in {d}/<class>/")
+    if len(classes) < 2:
+        raise DataError(f"{d} has one class folder ({classes[0]}); a classifier needs at least two classes")
     files = {}
     for c in classes:
         imgs = sorted(p for p in (d / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
@@ -143,6 +145,11 @@ def _decode_split(files: dict[str, list[Path]], split: str, progress: bool):
     keep = [i for i, a in enumerate(arrays) if a is not None]
     if not keep:
         raise DataError(f"no readable images in {split}/ (first file: {paths[0]})")
+    readable = {labels[i] for i in keep}
+    empty = [c for i, c in enumerate(files) if i not in readable]
+    if empty:
+        raise DataError(f"class folder {split}/{empty[0]} has no readable image (all {len(files[empty[0]])} failed "
+                        f"to decode, e.g. {files[empty[0]][0]}); fix or remove it")
     x = torch.from_numpy(np.stack([arrays[i] for i in keep]))
     y = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
     return x, y
