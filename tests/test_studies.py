@@ -11,7 +11,7 @@ from tricks.specs.spec import load_spec
 
 from .conftest import REPO
 
-SPECS = ("backprop_tricks", "one_at_a_time", "ci_profile", "lr_schedules", "lecun_lecture")
+SPECS = ("backprop_tricks", "one_at_a_time", "ci_profile", "lr_schedules", "lecun_lecture", "factorial")
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -59,6 +59,12 @@ def cmd_list(args) -> int:
         print(f"spec {spec.name}: {spec.description}")
         print(f"  training: {spec.training.epochs} epochs, batch {spec.training.batch_size}, "
               f"seeds {','.join(map(str, spec.training.seeds))}, validation {spec.training.validation} images")
+        if spec.design:
+            d = spec.design
+            print(f"  design: {d['kind']} over factors {', '.join(f['name'] for f in d['factors'])}: "
+                  f"{len(d['matrix'])} variants" + (f", resolution {d['resolution']}" if d.get("resolution") else ""))
+            for g in d.get("generators", []):
+                print(f"    generator: {g}")
         for v in spec.variants:
             tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
             print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}")

@@ -169,6 +169,18 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
              f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"
              + (f"; elapsed from the first run's start to the last run's end: {elapsed:.1f} min "
                 f"({finished[0]} to {finished[-1]})" if finished else ""), ""]
+    design = m["spec"].get("design")
+    if design:
+        lines += ["## Design", "",
+                  f"- {design['kind']} design over {len(design['factors'])} factors, {len(design['matrix'])} variants"
+                  + (f", resolution {design['resolution']}" if design.get("resolution") else ""),
+                  *[f"- factor `{f['name']}`: " + ", ".join(t["name"] for t in f["tricks"]) for f in design["factors"]]]
+        if design.get("generators"):
+            lines += ["- generators: " + "; ".join(f"`{g}`" for g in design["generators"])]
+        if design.get("aliases"):
+            lines += ["- aliases (effects that this design cannot tell apart):", "",
+                      *[f"  - `{a}`" for a in design["aliases"]]]
+        lines += [""]
     if data.missing:
         lines += ["## Missing runs", "",
                   f"{len(data.missing)} planned run(s) have no finished result (not run yet, interrupted, or "

@@ -84,7 +84,8 @@ def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, de
     return {
         "spec": {"name": spec.name, "description": spec.description, "path": spec.path,
                  "variants": [{"name": v.name, "base": v.base, "description": v.description,
-                               "tricks": [dict(t) for t in v.tricks]} for v in spec.variants if v.name in chosen]},
+                               "tricks": [dict(t) for t in v.tricks]} for v in spec.variants if v.name in chosen],
+                 **({"design": spec.design} if spec.design else {})},
         "seeds": sorted({r.seed for r in runs}),
         "epochs": runs[0].epochs, "batch_size": runs[0].batch_size, "train_subset": runs[0].train_subset,
         "validation": runs[0].validation,

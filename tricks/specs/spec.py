@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .designs import DESIGNS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-TOP_KEYS = {"name", "description", "imports", "training", "variants"}
+TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution"}
+FACTOR_KEYS = {"name", "tricks"}
 TRAINING_KEYS = {"epochs", "batch_size", "seeds", "train_subset", "validation"}
 VARIANT_KEYS = {"name", "description", "base", "tricks"}
 MAX_EPOCHS = 10_000
@@ -74,6 +76,7 @@ class Spec:
     imports: tuple[str, ...]
     training: Training
     variants: tuple[Variant, ...] = field(default_factory=tuple)
+    design: dict | None = None          # designs.Design.to_dict() when the variants were generated
 
     def variant_names(self) -> list[str]:
         return [v.name for v in self.variants]
@@ -164,9 +167,18 @@ def parse_spec(text: str, path: str | None = None) -> Spec:
         validation=_int(tr.get("validation", d.validation), f"{where} [training] validation", 0, 10**9),
     )
 
+    if "design" in raw:
+        if "variants" in raw:
+            raise SpecError(f"{where}: give either design = ... with [[factors]], or [[variants]], not both")
+        design, variants = _designed_variants(raw, where)
+        return Spec(name, description, path, tuple(imports), training, tuple(variants), design.to_dict())
+    for key in ("factors", "resolution"):
+        if key in raw:
+            raise SpecError(f"{where}: '{key}' needs design = \"{'fractional' if key == 'resolution' else 'factorial'}\" "
+                            f"(valid designs: {', '.join(DESIGNS)})")
     variants_raw = raw.get("variants")
     if not isinstance(variants_raw, list) or not variants_raw:
-        raise SpecError(f"{where}: needs at least one [[variants]] table")
+        raise SpecError(f"{where}: needs at least one [[variants]] table (or design = ... with [[factors]])")
     variants: dict[str, Variant] = {}
     for i, v in enumerate(variants_raw, 1):
         vwhere = f"{where}: variant #{i}"
@@ -187,25 +199,101 @@ def parse_spec(text: str, path: str | None = None) -> Spec:
                 raise SpecError(f"{vwhere}: base {base!r} must be a variant defined above it; "
                                 f"defined so far: {', '.join(variants) or '(none)'}")
             inherited = variants[base].tricks
-        tricks_raw = v.get("tricks", [])
-        if not isinstance(tricks_raw, list):
-            raise SpecError(f"{vwhere}: 'tricks' must be a list of tables like {{ name = \"dropout\", p = 0.2 }}")
-        resolved = []
-        for t in tricks_raw:
-            if isinstance(t, str):
-                t = {"name": t}
-            if not isinstance(t, dict) or not isinstance(t.get("name"), str):
-                raise SpecError(f"{vwhere}: each trick must be a table with a 'name', got {t!r}")
-            try:
-                trick = TRICKS.get(t["name"])(**{k: val for k, val in t.items() if k != "name"})
-            except SpecError as exc:
-                raise SpecError(f"{vwhere}: {exc}") from None
-            resolved.append(trick.to_spec())
+        resolved = _resolve_tricks(v.get("tricks", []), vwhere)
         variant = Variant(vname, _str(v.get("description", ""), f"{vwhere} 'description'"), base,
                           tuple(inherited) + tuple(resolved))
         _check_recipe(variant)
         variants[vname] = variant
     return Spec(name, description, path, tuple(imports), training, tuple(variants.values()))
+
+
+def _resolve_tricks(tricks_raw: Any, where: str) -> list[dict[str, Any]]:
+    """Validated trick tables -> resolved dicts (every parameter filled in)."""
+    from .registry import TRICKS
+
+    if not isinstance(tricks_raw, list):
+        raise SpecError(f"{where}: 'tricks' must be a list of tables like {{ name = \"dropout\", p = 0.2 }}")
+    resolved = []
+    for t in tricks_raw:
+        if isinstance(t, str):
+            t = {"name": t}
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            raise SpecError(f"{where}: each trick must be a table with a 'name', got {t!r}")
+        try:
+            trick = TRICKS.get(t["name"])(**{k: val for k, val in t.items() if k != "name"})
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        resolved.append(trick.to_spec())
+    return resolved
+
+
+def _designed_variants(raw: dict, where: str):
+    """(the design, its variants) from ``design``, ``[[factors]]`` and ``resolution``."""
+    from .designs import DESIGNS, Factor, generate
+
+    kind = raw["design"]
+    if kind not in DESIGNS:
+        raise SpecError(f"{where}: unknown design {kind!r}; valid: {', '.join(DESIGNS)}")
+    factors_raw = raw.get("factors")
+    if not isinstance(factors_raw, list) or not factors_raw:
+        raise SpecError(f"{where}: design = \"{kind}\" needs [[factors]] tables, each with a name and its tricks")
+    factors: list[Factor] = []
+    for i, f in enumerate(factors_raw, 1):
+        fwhere = f"{where}: factor #{i}"
+        if not isinstance(f, dict):
+            raise SpecError(f"{fwhere} must be a table, got {f!r}")
+        _check_keys(f, FACTOR_KEYS, fwhere)
+        fname = f.get("name")
+        if not isinstance(fname, str) or not NAME_RE.match(fname):
+            raise SpecError(f"{fwhere} needs a 'name' of letters, digits, '_', '-' or '.', got {fname!r}")
+        if fname in {x.name for x in factors} or fname in ("baseline", "all"):
+            raise SpecError(f"{where}: factor name {fname!r} is used twice or reserved (baseline, all)")
+        tricks = _resolve_tricks(f.get("tricks", []), f"{where}: factor '{fname}'")
+        if not tricks:
+            raise SpecError(f"{where}: factor '{fname}' switches on no tricks; give it tricks = [{{ name = ... }}]")
+        factors.append(Factor(fname, tuple(tricks)))
+    resolution = raw.get("resolution")
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)):
+        raise SpecError(f"{where}: resolution must be an integer (3, 4 or 5), got {resolution!r}")
+    design = generate(kind, factors, resolution)
+    variants = []
+    for vname, base, row in zip(design.names(), design.bases(), design.rows):
+        on = [f for f, x in zip(factors, row) if x]
+        variant = Variant(vname, "factors on: " + (", ".join(f.name for f in on) or "none"), base,
+                          _merge_factor_tricks(on, where))
+        try:
+            _check_recipe(variant)
+        except SpecError as exc:
+            raise SpecError(f"{where}: factors {', '.join(f.name for f in on)} conflict: {exc}") from None
+        variants.append(variant)
+    return design, variants
+
+
+def _merge_factor_tricks(factors, where: str) -> tuple[dict[str, Any], ...]:
+    """The tricks of the factors that are on, in factor order. The same trick from two factors is one
+    entry when their parameters agree except for list parameters, which are united (dropout after
+    dense + dropout after conv = dropout after both); any other disagreement is a conflict."""
+    merged: dict[str, dict[str, Any]] = {}
+    owner: dict[str, str] = {}
+    for f in factors:
+        for t in f.tricks:
+            prev = merged.get(t["name"])
+            if prev is None:
+                merged[t["name"]], owner[t["name"]] = dict(t), f.name
+                continue
+            for k, v in t.items():
+                if isinstance(v, list) and isinstance(prev.get(k), list):
+                    prev[k] = sorted(set(prev[k]) | set(v), key=lambda x: (prev[k] + v).index(x))
+                elif prev.get(k) != v:
+                    raise SpecError(f"{where}: factors '{owner[t['name']]}' and '{f.name}' both switch on trick "
+                                    f"'{t['name']}' with different {k} ({prev.get(k)!r} vs {v!r}); they cannot be "
+                                    "combined in one variant")
+    if any(isinstance(v, list) for t in merged.values() for v in t.values()):   # re-validate united lists
+        from .registry import TRICKS
+
+        merged = {n: TRICKS.get(n)(**{k: v for k, v in t.items() if k != "name"}).to_spec()
+                  for n, t in merged.items()}
+    return tuple(merged.values())
 
 
 def _check_recipe(variant: Variant) -> None:
