@@ -109,8 +109,16 @@ def findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame) -> li
             out.append(f"{label} (micro-F1 vs {data.reference}, 95% CI): {items}.")
     noise = vb[vb["verdict"] == NOISE]
     if len(noise):
-        out.append(f"Within noise vs {data.reference} (the 95% interval includes 0): "
+        out.append(f"Within noise vs {data.reference} (Holm-adjusted p >= 0.05): "
                    + ", ".join(f"{r.variant} ({_pct(r.delta, True)} pts)" for r in noise.itertuples()) + ".")
+    mde = deltas["mde"].dropna() if "mde" in deltas else []
+    if len(mde):
+        need = deltas["seeds_for_target"].dropna()
+        out.append(f"What these seeds could detect (80% power, two-sided 5%): effects of {_pct(mde.min())} to "
+                   f"{_pct(mde.max())} points, depending on the comparison's spread; a 0.5-point effect would need "
+                   f"{int(need.min())} to {int(need.max())} paired seeds. \"Within noise\" is not \"no effect\": "
+                   "smaller effects than these are invisible here." if len(need) else
+                   f"What these seeds could detect (80% power): {_pct(mde.min())} to {_pct(mde.max())} points.")
     undecided = vb[vb["verdict"] == UNDECIDED]
     if len(undecided):
         out.append("Not decidable with fewer than 2 paired seeds: " + ", ".join(undecided["variant"]) + ".")
@@ -202,10 +210,13 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         lines += ["## Diverged runs", "", *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason', '')}"
                                             for r in diverged], ""]
     lines += ["## Findings", "", *[f"- {f}" for f in findings(data, summary, deltas)], "",
-              "Verdicts: a delta is an improvement or a regression when its 95% paired t-interval across seeds "
-              "excludes 0 (equivalently, a paired t-test at p < 0.05); otherwise it is within noise. The exact "
-              f"sign-flip permutation p-value is shown too; with n seeds it cannot go below 2/2^n "
-              f"({2 / 2 ** max(1, len(m['seeds'])):.3g} here).", ""]
+              f"Verdicts: the family is every comparison in the table below ({len(deltas)}); a delta is an "
+              "improvement or a regression when its paired t-test p-value, Holm-adjusted over that family, is "
+              "below 0.05; otherwise it is within noise. The 95% t-intervals are per comparison (not adjusted) "
+              "and clipped to the metric's range, as are the summary's. MDE: the smallest delta this comparison "
+              "detects with 80% power; P(better): the share of seeds where the variant beats the one it is "
+              "compared with. The exact sign-flip permutation p-value is shown too; with n seeds it cannot go "
+              f"below 2/2^n ({2 / 2 ** max(1, len(m['seeds'])):.3g} here).", ""]
     s = summary.copy()
     show = pd.DataFrame({
         "variant": s["variant"], "seeds ok": s["runs_ok"], "diverged": s["runs_diverged"],
@@ -220,7 +231,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
             "variant": d["variant"], "against": d["against"], "n": d["n"],
             "delta pts": d["delta"].map(lambda x: _pct(x, True)),
             "95% CI": [f"[{_pct(a, True)}, {_pct(b, True)}]" for a, b in zip(d["ci_low"], d["ci_high"])],
-            "t-test p": d["t_p"].map(_p), "sign-flip p": d["sign_flip_p"].map(_p), "verdict": d["verdict"]})
+            "t-test p": d["t_p"].map(_p), "Holm p": d["p_holm"].map(_p), "sign-flip p": d["sign_flip_p"].map(_p),
+            "MDE pts": d["mde"].map(_pct), "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
+            "verdict": d["verdict"]})
         lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
     captions = {
         "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",

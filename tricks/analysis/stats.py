@@ -5,8 +5,16 @@
 - ``paired``: paired differences (seeds are shared, so seed k of A is compared with seed k of B):
   mean delta, t-interval, paired t-test p-value, and the exact sign-flip permutation p-value
   (all 2^n sign assignments; for n seeds its smallest possible value is 2 / 2^n).
-- The verdict: ``improvement`` / ``regression`` when the 95% t-interval of the delta excludes 0
-  (equivalently, paired t-test p < 0.05), otherwise ``within noise``.
+- The verdict of a comparison: ``improvement`` / ``regression`` when its paired t-test p-value,
+  Holm-adjusted over the family of comparisons one report makes (statsmodels' ``multipletests``),
+  is below 0.05, otherwise ``within noise``. The printed 95% t-intervals are per comparison.
+- Power (statsmodels' ``TTestPower``): the minimum detectable effect of each comparison at 80%
+  power (two-sided, alpha 0.05) from its paired spread and n, and the seeds that would detect a
+  0.5-point effect. "Within noise" is not "no effect": the MDE says what could have been seen.
+- Probability of improvement: the share of paired seeds where the variant beats the one it is
+  compared with (a tie counts half).
+- Intervals of a bounded metric (accuracy and F1 in [0, 1], deltas in [-1, 1]) are clipped to its
+  range: a t-interval from 2 seeds can otherwise run past 100%.
 """
 
 from __future__ import annotations
@@ -20,8 +28,58 @@ import pandas as pd
 from scipy import stats as sps
 
 CONFIDENCE = 0.95
+ALPHA = 0.05            # family-wise error rate of one report's comparisons (Holm)
+POWER = 0.80            # power at which the minimum detectable effect is quoted
+TARGET_EFFECT = 0.005   # accuracy (0.5 points): the effect size whose required seeds are quoted
 IMPROVEMENT, REGRESSION, NOISE, UNDECIDED = "improvement", "regression", "within noise", "too few seeds"
 EXACT_SIGN_FLIP_MAX_N = 16   # 2^16 sign patterns; beyond that a seeded Monte-Carlo draw of 100,000
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
+    return out
+
+
+def power(n: int, std: float, target: float = TARGET_EFFECT) -> dict:
+    """Minimum detectable effect (metric units) of a paired t-test with ``n`` pairs of spread ``std``
+    at ``POWER``, and the pairs needed to detect ``target``. NaN where it cannot be computed."""
+    from statsmodels.stats.power import TTestPower
+
+    out = {"mde": math.nan, "seeds_for_target": math.nan}
+    if n < 2 or not math.isfinite(std):
+        return out
+    if std == 0:
+        return {"mde": 0.0, "seeds_for_target": 2}
+    solver = TTestPower()
+    d = solver.solve_power(effect_size=None, nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")
+    out["mde"] = float(d) * std
+    try:
+        need = solver.solve_power(effect_size=target / std, nobs=None, alpha=ALPHA, power=POWER,
+                                  alternative="two-sided")
+        out["seeds_for_target"] = max(2, math.ceil(float(np.asarray(need).item())))
+    except (ValueError, RuntimeError):   # the solver's bracket failed (a vanishing or huge effect)
+        pass
+    return out
+
+
+def prob_improvement(a: Sequence[float], b: Sequence[float]) -> float:
+    """Share of pairs where a > b (ties count half)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0:
+        return math.nan
+    return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+def clip(low: float, high: float, lo: float, hi: float) -> tuple[float, float]:
+    """An interval clipped to the range [lo, hi] of a bounded metric (NaN stays NaN)."""
+    return (min(max(low, lo), hi) if math.isfinite(low) else low, max(min(high, hi), lo) if math.isfinite(high) else high)
 
 
 def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
@@ -98,6 +156,7 @@ def summarize(runs: pd.DataFrame, order: Sequence[str], metric: str = "micro_f1"
         sub = runs[runs["variant"] == v]
         ok = sub[sub["status"] == "ok"]
         iv = interval(ok[metric].to_numpy())
+        iv["ci_low"], iv["ci_high"] = clip(iv["ci_low"], iv["ci_high"], 0.0, 1.0)   # a score lives in [0, 1]
         rows.append({"variant": v, "runs_ok": len(ok), "runs_diverged": int((sub["status"] == "diverged").sum()),
                      f"{metric}_mean": iv["mean"], f"{metric}_std": iv["std"],
                      f"{metric}_ci_low": iv["ci_low"], f"{metric}_ci_high": iv["ci_high"],
@@ -128,11 +187,29 @@ def delta_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str]], metri
         a = ok[ok["variant"] == variant].set_index("seed")[metric]
         b = ok[ok["variant"] == against].set_index("seed")[metric]
         seeds = sorted(set(a.index) & set(b.index))
-        st = paired(a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()) if seeds else dict(NO_PAIRS)
+        pa, pb = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
+        st = paired(pa, pb) if seeds else dict(NO_PAIRS)
+        st["ci_low"], st["ci_high"] = clip(st["ci_low"], st["ci_high"], -1.0, 1.0)
         rows.append({"variant": variant, "against": against, "kind": kind, "metric": metric,
-                     "seeds": ",".join(map(str, seeds)), **st})
-    return pd.DataFrame(rows, columns=["variant", "against", "kind", "metric", "seeds", "n", "delta", "delta_std",
-                                       "ci_low", "ci_high", "t_p", "sign_flip_p", "verdict"])
+                     "seeds": ",".join(map(str, seeds)), **st, **power(st["n"], st["delta_std"]),
+                     "p_improve": prob_improvement(pa, pb)})
+    table = pd.DataFrame(rows, columns=DELTA_COLUMNS[:-1] + ["verdict"])
+    table["p_holm"] = holm(table["t_p"].to_numpy()) if len(table) else []
+    table["verdict"] = [holm_verdict(d, p, n) for d, p, n in zip(table["delta"], table["p_holm"], table["n"])]
+    return table[DELTA_COLUMNS]
+
+
+DELTA_COLUMNS = ["variant", "against", "kind", "metric", "seeds", "n", "delta", "delta_std", "ci_low", "ci_high",
+                 "t_p", "sign_flip_p", "mde", "seeds_for_target", "p_improve", "p_holm", "verdict"]
+
+
+def holm_verdict(delta: float, p_holm: float, n: int) -> str:
+    """improvement / regression when the Holm-adjusted p is below ALPHA, by the sign of the delta."""
+    if n < 2 or not math.isfinite(p_holm):
+        return UNDECIDED
+    if p_holm < ALPHA:
+        return IMPROVEMENT if delta > 0 else REGRESSION
+    return NOISE
 
 
 def between_studies(runs_a: pd.DataFrame, runs_b: pd.DataFrame, order: Sequence[str],
