@@ -112,3 +112,56 @@ def test_between_studies_pairs_by_seed_and_flags_a_shift():
     assert base["delta"] == pytest.approx(0.0) and base["verdict"] == NOISE
     assert trick["delta"] == pytest.approx(-0.02) and trick["verdict"] == REGRESSION
     assert overall["n"] == 7 and overall["delta"] == pytest.approx(-0.06 / 7)
+
+
+def test_holm_adjustment_against_hand_computed_values():
+    from tricks.analysis.stats import holm
+
+    # sorted 0.01, 0.03, 0.04, 0.5 with m = 4: 4*0.01, max(3*0.03, .04), max(2*0.04, .09), max(1*0.5, .09)
+    assert holm([0.01, 0.04, 0.03, 0.5]).tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    out = holm([0.2, float("nan"), 0.01])           # NaN is not part of the family
+    assert out[0] == pytest.approx(0.2) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+
+
+def test_minimum_detectable_effect_and_seeds_needed():
+    from scipy import stats as sps
+
+    from tricks.analysis.stats import power
+
+    p = power(5, 0.01)
+    # the MDE solves: power of a two-sided paired t-test with n = 5 at effect d (in sds) = 0.8
+    d = p["mde"] / 0.01
+    nc = d * math.sqrt(5)
+    crit = sps.t.ppf(0.975, 4)
+    achieved = 1 - sps.nct.cdf(crit, 4, nc) + sps.nct.cdf(-crit, 4, nc)
+    assert achieved == pytest.approx(0.8, abs=1e-4) and d == pytest.approx(1.682, abs=1e-3)
+    assert power(5, 0.01)["seeds_for_target"] == 34        # 0.5 points at 1 point of spread: d = 0.5
+    assert math.isnan(power(1, 0.01)["mde"]) and power(3, 0.0) == {"mde": 0.0, "seeds_for_target": 2}
+
+
+def test_probability_of_improvement_and_clipped_intervals():
+    from tricks.analysis.stats import clip, prob_improvement, summarize
+
+    assert prob_improvement([0.5, 0.6, 0.7], [0.4, 0.6, 0.8]) == pytest.approx(0.5)   # win, tie (half), loss
+    assert clip(-0.7397, 1.5897, 0.0, 1.0) == (0.0, 1.0)
+    runs = pd.DataFrame([{"variant": "v", "seed": s, "status": "ok", "micro_f1": a, "macro_f1": a, "accuracy": a}
+                         for s, a in enumerate([0.2, 0.99])])
+    row = summarize(runs, ["v"]).iloc[0]
+    assert row["micro_f1_ci_low"] == 0.0 and row["micro_f1_ci_high"] == 1.0   # 2 seeds: t-interval past [0, 1]
+
+
+def test_verdicts_use_holm_over_the_family():
+    from tricks.analysis.stats import delta_table
+
+    base = [0.50, 0.52, 0.51, 0.49, 0.50]
+    rows = [{"variant": "b", "seed": s, "status": "ok", "micro_f1": a} for s, a in enumerate(base)]
+    rows += [{"variant": "x", "seed": s, "status": "ok", "micro_f1": a + d}
+             for s, (a, d) in enumerate(zip(base, [0.02, 0.035, 0.01, 0.03, 0.02]))]
+    runs = pd.DataFrame(rows)
+    alone = delta_table(runs, [("x", "b", "vs_baseline")])
+    assert alone["t_p"][0] < 0.05 and alone["verdict"][0] == "improvement"
+    # the same comparison in a family of 20 (19 others with p = 1): Holm multiplies its p by 20
+    family = [("x", "b", "vs_baseline")] + [("b", "b", "vs_baseline")] * 19
+    many = delta_table(runs, family)
+    assert many["p_holm"][0] == pytest.approx(min(1.0, 20 * alone["t_p"][0]))
+    assert many["verdict"][0] == "within noise"
