@@ -4,6 +4,8 @@ Kept free of heavy imports so that ``tricks figures`` runs without importing tor
 author needs is importable from here, loaded on first use::
 
     from tricks import Trick, Param, register_trick, Schedule, Warmup, Callback
+
+and for notebooks, ``tricks.load_study(path)`` (stored results as pandas tables; no torch).
 """
 
 __version__ = "0.1.0"
@@ -12,6 +14,7 @@ _EXPORTS = {
     "Trick": "tricks.specs.base", "Param": "tricks.specs.params", "register_trick": "tricks.specs.registry",
     "TRICKS": "tricks.specs.registry", "Callback": "tricks.specs.callbacks", "EpochState": "tricks.specs.callbacks",
     "Schedule": "tricks.training.schedule", "Warmup": "tricks.training.schedule", "Budget": "tricks.training.schedule",
+    "load_study": "tricks.analysis.api",   # stored results as pandas tables, for notebooks (no torch)
 }
 __all__ = sorted(_EXPORTS)
 

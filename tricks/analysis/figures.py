@@ -193,3 +193,37 @@ def lr_trace(steps: pd.DataFrame, order: Sequence[str], path: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)
+
+
+def effects_plot(effects: pd.DataFrame, path: Path) -> Path:
+    """Each estimable effect with its 95% interval, sorted by size (points); aliases in the labels."""
+    t = effects.assign(size=effects["effect"].abs()).sort_values("size")
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(t) + 1.2))
+    y = np.arange(len(t))
+    colors = [VERDICT_COLORS.get(v, NOISE_COLOR) for v in t["verdict"]]
+    ax.barh(y, 100 * t["effect"], color=colors, alpha=0.8)
+    ax.errorbar(100 * t["effect"], y, xerr=[100 * (t["effect"] - t["ci_low"]), 100 * (t["ci_high"] - t["effect"])],
+                fmt="none", ecolor="black", capsize=3, lw=1)
+    labels = [f"{term}" + (f" (= {al})" if al else "") for term, al in zip(t["term"], t["aliases"])]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(xlabel="effect on micro-F1, points (off -> on, averaged over the design)",
+           title="Main effects and two-factor interactions, 95% intervals (colour: Holm-adjusted verdict)")
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
+
+
+def interaction_plot(tables: list[tuple[str, str, pd.DataFrame]], path: Path) -> Path:
+    """For each pair (a, b): mean micro-F1 with a off/on, one line for b off and one for b on."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
+    for ax, (a, b, t) in zip(axes[0], tables):
+        for b_on, style in ((False, "o--"), (True, "s-")):
+            sub = t[t[b] == b_on].sort_values(a)
+            ax.plot(sub[a].astype(int), 100 * sub["micro_f1"], style, label=f"{b} {'on' if b_on else 'off'}")
+        ax.set_xticks([0, 1], [f"{a} off", f"{a} on"])
+        ax.set(ylabel="mean micro-F1 %", title=f"{a} x {b}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Interactions: parallel lines mean no interaction")
+    fig.tight_layout()
+    return _save(fig, path)

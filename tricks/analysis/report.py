@@ -18,8 +18,10 @@ from ..running.records import run_stem, write_atomic, write_runs_csv
 from .stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, summarize
 from .studydata import StudyData, load_study
 
-FIGURES = ("micro_f1.png", "deltas.png", "confusion_matrices.png", "per_class_f1.png",
-           "learning_curves.png", "lr_schedule.png")
+FIGURES = ("micro_f1.png", "deltas.png", "effects.png", "interactions.png", "confusion_matrices.png",
+           "per_class_f1.png", "learning_curves.png", "lr_schedule.png")
+FACTORIAL_DESIGNS = ("factorial", "fractional")   # the designs whose effects are estimated
+INTERACTION_PAIRS = 3                              # strongest two-factor interactions drawn
 
 
 def build_report(directory: Path, data: StudyData | None = None) -> Path:
@@ -32,6 +34,13 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
     deltas = delta_table(runs, comparisons(data.manifest["spec"]["variants"], data.reference))
     write_atomic(directory / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_atomic(directory / "deltas.csv", deltas.to_csv(index=False, float_format="%.6g"))
+    design = data.manifest["spec"].get("design")
+    effects = None
+    if design and design["kind"] in FACTORIAL_DESIGNS:
+        from .effects import effects as estimate
+
+        effects = estimate(runs, design)
+        write_atomic(directory / "effects.csv", effects.to_csv(index=False, float_format="%.6g"))
 
     figs = directory / "figures"
     drawn = []
@@ -42,6 +51,15 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
                                      figs / "micro_f1.png"))
         if len(deltas):
             drawn.append(F.delta_bars(deltas, data.reference, figs / "deltas.png"))
+        if effects is not None and len(effects):
+            from .effects import interaction_means
+
+            drawn.append(F.effects_plot(effects, figs / "effects.png"))
+            inter = effects[effects["kind"] == "interaction"].assign(size=lambda t: t["effect"].abs())
+            pairs = [tuple(term.split("*")) for term in inter.sort_values("size", ascending=False)["term"]]
+            if pairs:
+                drawn.append(F.interaction_plot([(a, b, interaction_means(runs, design, a, b))
+                                                 for a, b in pairs[:INTERACTION_PAIRS]], figs / "interactions.png"))
         drawn.append(F.confusion_grid({v: data.confusion(v) for v in present}, data.classes,
                                       figs / "confusion_matrices.png"))
         pcf = data.per_class_f1()
@@ -53,7 +71,7 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
         else:   # only runs recorded before the per-step trace existed: the LR of each epoch
             drawn.append(F.lr_schedule(history, present, figs / "lr_schedule.png"))
     path = directory / "REPORT.md"
-    write_atomic(path, render_markdown(data, summary, deltas, {p.name for p in drawn}))
+    write_atomic(path, render_markdown(data, summary, deltas, {p.name for p in drawn}, effects))
     return path
 
 
@@ -145,7 +163,8 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, drawn: set[str]) -> str:
+def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, drawn: set[str],
+                    effects: pd.DataFrame | None = None) -> str:
     m = data.manifest
     ds = m["dataset"]
     recs = data.records
@@ -235,9 +254,23 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
             "MDE pts": d["mde"].map(_pct), "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
             "verdict": d["verdict"]})
         lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
+    if effects is not None and len(effects):
+        e = effects
+        show = pd.DataFrame({
+            "term": e["term"], "kind": e["kind"], "effect pts": e["effect"].map(lambda x: _pct(x, True)),
+            "95% CI": [f"[{_pct(a, True)}, {_pct(b, True)}]" for a, b in zip(e["ci_low"], e["ci_high"])],
+            "p": e["p"].map(_p), "Holm p": e["p_holm"].map(_p), "verdict": e["verdict"],
+            "aliased with": e["aliases"].map(lambda a: f"`{a}`" if a else "")})
+        lines += ["## Effects (least squares, seed as a block)", "",
+                  "Each effect is the change in micro-F1 from the factor's off to its on level, averaged over the "
+                  "design; an interaction a*b is half the difference between a's effect with b on and with b off. "
+                  "Verdicts: Holm-adjusted p over the effects below. Terms a fractional design cannot tell apart "
+                  "are estimated once and their aliases named.", "", _table(show), ""]
     captions = {
         "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",
         "deltas.png": f"Paired deltas against {data.reference} with 95% intervals.",
+        "effects.png": "Main effects and two-factor interactions with 95% intervals.",
+        "interactions.png": "The strongest two-factor interactions: mean micro-F1 at the four combinations.",
         "confusion_matrices.png": "Row-normalized confusion matrices, seeds summed.",
         "per_class_f1.png": "Per-class F1, mean over seeds.",
         "learning_curves.png": "Test accuracy and training loss per epoch (mean; band from worst to best seed).",

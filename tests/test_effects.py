@@ -1,0 +1,84 @@
+"""Effects of a factorial design on synthetic results with known effects (no training), the report's
+effects section and figures, and the notebook API."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tricks.analysis.effects import coded, effects, estimable
+from tricks.specs.designs import Factor, generate
+
+from .conftest import REPO, write_fake_study
+
+TRUE_MAIN = {"f0": 0.03, "f1": 0.0, "f2": 0.01, "f3": 0.0, "f4": -0.02, "f5": 0.0}
+TRUE_F0_F2 = 0.01
+
+
+def synthetic(design: dict, seeds=(0, 1, 2), noise=0.003, rng_seed=0) -> pd.DataFrame:
+    names, rows = coded(design)
+    rng = np.random.default_rng(rng_seed)
+    recs = []
+    for s in seeds:
+        for v, x in rows.items():
+            y = 0.6 + 0.01 * s + sum(TRUE_MAIN[n] * xi / 2 for n, xi in zip(names, x)) \
+                + TRUE_F0_F2 * x[0] * x[2] / 2 + rng.normal(0, noise)
+            recs.append({"variant": v, "seed": s, "status": "ok", "micro_f1": y})
+    return pd.DataFrame(recs)
+
+
+def test_effects_recover_known_main_effects_and_an_interaction_within_their_intervals():
+    d = generate("fractional", [Factor(f"f{i}", ()) for i in range(6)], resolution=4).to_dict()
+    e = effects(synthetic(d), d).set_index("term")
+    for name, true in TRUE_MAIN.items():
+        row = e.loc[name]
+        assert row["ci_low"] <= true <= row["ci_high"]
+        assert row["verdict"] == ("within noise" if true == 0 else "improvement" if true > 0 else "regression")
+    inter = e.loc["f0*f2"]
+    assert inter["ci_low"] <= TRUE_F0_F2 <= inter["ci_high"] and inter["verdict"] == "improvement"
+    assert inter["aliases"] == "f1*f4"          # the resolution-IV design cannot tell these two apart
+    assert (e["kind"] == "main").sum() == 6 and (e["kind"] == "interaction").sum() == 7
+
+
+def test_a_full_factorial_estimates_every_two_factor_interaction_without_aliases():
+    x = 2 * generate("factorial", [Factor(f"f{i}", ()) for i in range(3)]).rows - 1
+    terms, aliases = estimable(x, ["a", "b", "c"])
+    assert terms == [(0,), (1,), (2,), (0, 1), (0, 2), (1, 2)] and all(not a for a in aliases.values())
+
+
+def test_the_report_of_a_designed_study_has_effects_and_figures(tmp_path):
+    d = generate("factorial", [Factor(n, ({"name": "x"},)) for n in ("norm", "drop")])
+    names = d.names()
+    assert names == ["baseline", "drop", "norm", "norm+drop"]
+    level = {"baseline": 0.40, "norm": 0.46, "drop": 0.41, "norm+drop": 0.50}
+    accs = {(v, s): level[v] + 0.01 * s for s in (0, 1, 2) for v in names}
+    out = write_fake_study(tmp_path / "f", accs, list(zip(names, d.bases())), [0, 1, 2])
+    manifest = json.loads((out / "study.json").read_text())
+    manifest["spec"]["design"] = d.to_dict()
+    (out / "study.json").write_text(json.dumps(manifest))
+    r = subprocess.run([sys.executable, "-m", "tricks", "figures", "--results", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    e = pd.read_csv(out / "effects.csv").set_index("term")
+    # norm adds 6 points without drop and 9 with it: effect 7.5, drop 2.5, interaction (9 - 6) / 2 = 1.5
+    assert e.loc["norm", "effect"] == pytest.approx(0.075, abs=1e-9)
+    assert e.loc["drop", "effect"] == pytest.approx(0.025, abs=1e-9)
+    assert e.loc["norm*drop", "effect"] == pytest.approx(0.015, abs=1e-9)
+    assert (out / "figures" / "effects.png").stat().st_size > 10_000
+    assert (out / "figures" / "interactions.png").stat().st_size > 10_000
+    report = (out / "REPORT.md").read_text()
+    assert "## Design" in report and "## Effects (least squares, seed as a block)" in report
+    assert "| norm*drop | interaction |" in report
+
+
+def test_the_notebook_api_returns_tables_without_importing_torch(tmp_path):
+    out = write_fake_study(tmp_path / "s", {("baseline", 0): 0.4, ("baseline", 1): 0.42, ("norm", 0): 0.46,
+                                            ("norm", 1): 0.47}, [("baseline", None), ("norm", "baseline")], [0, 1])
+    code = ("import sys, tricks; s = tricks.load_study(sys.argv[1]); "
+            "print(len(s.runs), len(s.summary), len(s.deltas), s.effects is None, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["4", "2", "1", "True", "False"]
