@@ -20,6 +20,7 @@ from .studydata import StudyData, load_study
 
 FIGURES = ("micro_f1.png", "deltas.png", "effects.png", "interactions.png", "confusion_matrices.png",
            "per_class_f1.png", "learning_curves.png", "lr_schedule.png")
+DESIGN_FIGURES = ("effects.png", "interactions.png")   # drawn for factorial and fractional designs only
 FACTORIAL_DESIGNS = ("factorial", "fractional")   # the designs whose effects are estimated
 INTERACTION_PAIRS = 3                              # strongest two-factor interactions drawn
 

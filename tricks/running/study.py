@@ -108,9 +108,6 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
     return outcome
 
 
-EXECUTORS = ("local", "ray")
-
-
 def _ray_executor(opts: StudyOptions, device):
     from .ray_executor import RayExecutor
 
