@@ -9,7 +9,7 @@ from pathlib import Path
 from ..specs.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
 from ..training.data import DataSource
-from .records import check_record, matching, run_path
+from .records import check_record, run_path
 from .settings import RunSettings
 
 
@@ -74,7 +74,7 @@ def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings
         rec, why = check_record(path) if path.exists() else (None, None)
         if why is not None:
             corrupted[str(path)] = why
-        (done if rec is not None and matching([rec], {(r.variant, r.seed): r.key()}) else todo).append(r)
+        (done if rec is not None and rec["settings_key"] == r.key() else todo).append(r)
     return done, todo, corrupted
 
 

@@ -67,13 +67,6 @@ def make_record(settings, outcome: dict, metrics: dict, dataset: dict, classes: 
             "dataset": dataset, "provenance": provenance, "finished_at": finished_at}
 
 
-def is_complete(record: dict) -> bool:
-    """A finished run's record with the shape ``schema.RUN_RECORD`` requires."""
-    from .schema import RUN_RECORD, problem
-
-    return isinstance(record, dict) and problem(record, RUN_RECORD) is None
-
-
 def check_record(path: Path) -> tuple[dict | None, str | None]:
     """(the record, None) if the file holds a complete run; else (None, why not)."""
     from .schema import RUN_RECORD, problem
