@@ -26,4 +26,4 @@ class AdamW(Trick):
         return torch.optim.AdamW
 
     def optimizer_settings(self) -> dict:
-        return {"weight_decay": self.p["weight_decay"], **({"lr": self.p["lr"]} if self.p["lr"] is not None else {})}
+        return {"weight_decay": self.p["weight_decay"], "lr": self.p["lr"]}   # lr None: unset

@@ -24,7 +24,7 @@ class CosineLR(Trick):
     )
 
     def optimizer_settings(self) -> dict:
-        return {"lr": self.p["lr"]} if self.p["lr"] is not None else {}
+        return {"lr": self.p["lr"]}   # None: unset, left to another trick or the baseline
 
     def lr_schedule(self, optimizer, budget) -> Schedule:
         t_max = budget.main_steps if self.p["interval"] == "step" else budget.main_epochs

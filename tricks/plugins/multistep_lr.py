@@ -33,7 +33,7 @@ class MultiStepLR(Trick):
         self.p["milestones"] = sorted(self.p["milestones"])
 
     def optimizer_settings(self) -> dict:
-        return {"lr": self.p["lr"]} if self.p["lr"] is not None else {}
+        return {"lr": self.p["lr"]}   # None: unset, left to another trick or the baseline
 
     def lr_schedule(self, optimizer, budget) -> Schedule:
         return Schedule(torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.p["milestones"],

@@ -35,5 +35,4 @@ class SGD(Trick):
         return torch.optim.SGD
 
     def optimizer_settings(self) -> dict:
-        lr = {"lr": self.p["lr"]} if self.p["lr"] is not None else {}
-        return {**lr, "momentum": self.p["momentum"], "nesterov": self.p["nesterov"]}
+        return {"lr": self.p["lr"], "momentum": self.p["momentum"], "nesterov": self.p["nesterov"]}   # lr None: unset

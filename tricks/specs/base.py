@@ -16,7 +16,8 @@ hook                                 owner   contract
 ``init_weights(model, generator)``   single  re-initializes parameters (after the default init)
 ``optimizer_class()``                single  a ``torch.optim.Optimizer`` subclass (default Adam)
 ``optimizer_settings()``             shared  {key: value}; each key (lr, momentum, ...) has one
-                                             owner and must be an argument of the class
+                                             owner and must be an argument of the class; a
+                                             None value is unset (not claimed, not applied)
 ``param_groups(model)``              single  splits parameters into groups
 ``lr_schedule(optimizer, budget)``   single  a ``Schedule``: scheduler + interval + monitor
 ``warmup()``                         single  a ``Warmup`` placed in front of the schedule

@@ -82,7 +82,7 @@ class Recipe:
                             f"torch.optim.Optimizer subclass, got {cls!r}")
         valid = optimizer_keys(cls)
         for t in self._sharing("optimizer_settings"):
-            for key in t.optimizer_settings():
+            for key in _set(t):
                 if key not in valid:
                     raise SpecError(f"variant '{self.variant}': trick '{t.name}' sets optimizer key {key!r}, "
                                     f"which {cls.__name__} does not take; valid: {', '.join(valid)}")
@@ -139,7 +139,7 @@ class Recipe:
         valid = optimizer_keys(self.optimizer_class())
         settings = {k: v for k, v in BASE_OPTIMIZER.items() if k in valid}
         for t in self._sharing("optimizer_settings"):
-            settings.update(t.optimizer_settings())
+            settings.update(_set(t))
         return settings
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -165,6 +165,12 @@ class Recipe:
 
     def callbacks(self) -> list:
         return [cb for t in self._sharing("callbacks") for cb in t.callbacks()]
+
+
+def _set(trick: Trick) -> dict[str, Any]:
+    """The optimizer settings a trick sets: a value of None means "unset" (neither claimed nor applied),
+    so a trick can take an optional lr and leave it to a schedule trick or the baseline."""
+    return {k: v for k, v in trick.optimizer_settings().items() if v is not None}
 
 
 def instantiate(tricks: Sequence[Mapping[str, Any]]) -> list[Trick]:
