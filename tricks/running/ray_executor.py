@@ -12,8 +12,8 @@ every worker decoding 60,000 JPEGs (tens of seconds) or every node needing the i
 cache: the cluster only needs the package, not the data.
 
 Crashes: tasks run with ``max_retries=0``, so a task whose worker dies is reported as crashed with
-its variant and seed while the others finish. Ctrl-C or SIGTERM cancels the outstanding tasks;
-finished runs are already written. Same results, resume and failure handling as the local pool.
+its variant and seed while the others finish. Ctrl-C or SIGTERM ends the driver's Ray job, and Ray
+kills the job's workers; finished runs are already written. Same results, resume and failure handling as the local pool.
 """
 
 from __future__ import annotations
@@ -109,18 +109,16 @@ class RayExecutor:
             task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=gpus, max_retries=0)
             refs = {task.remote(job, data_ref, self.source, device, threads): job for job in jobs}
             pending = list(refs)
-            try:
-                while pending:
-                    done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                    for ref in done:
-                        self._collect(ref, refs[ref], sink)
-            except BaseException:
-                for ref in pending:        # interrupted: stop what is still running; finished runs are written
-                    try:
-                        ray.cancel(ref, force=True)
-                    except Exception:      # noqa: BLE001 - a task that just ended, a dying worker: nothing to stop
-                        pass
-                raise
+            # Interrupted (Ctrl-C, SIGTERM): the exception leaves this loop; finished runs are already
+            # written. The runs still in flight are not cancelled one by one: ending the driver's Ray job
+            # (ray.shutdown below, or this process exiting when it joined a cluster) makes Ray kill the
+            # job's workers. ray.cancel(force=True) raced with tasks completing at that moment and crashed
+            # Ray's core worker (task_manager.cc "Tried to complete task that was not pending", exit 1
+            # instead of 130), so the interrupt is left to the job's teardown.
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                for ref in done:
+                    self._collect(ref, refs[ref], sink)
         finally:
             if started:
                 try:
