@@ -3,6 +3,8 @@
 #   make figures    regenerate figures, tables and REPORT.md from stored runs (no training)
 #   make test       the test suite
 #   make regression the CI regression check on accuracy deltas (needs REG_DATA or CIFAR10_JPEG_DIR)
+#   make bench      throughput levers and short studies, side by side (benchmarks/; writes results/bench/)
+#   make bench-short  only the short studies, whole processes (AGAINST=REV: also time revision REV)
 # Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET VALIDATION WORKERS EXECUTOR RAY_ADDRESS DEVICE PRECISION OUT RESULTS
 
 PYTHON ?= python3
@@ -31,7 +33,7 @@ REG_OUT   ?= results/ci_profile
 REG_PRECISION ?= $(shell $(PY) -c "import torch; from tricks.running.device import bf16_is_native; print('bf16' if bf16_is_native(torch.device('cpu')) else 'fp32')" 2>/dev/null || echo bf16)
 REG_REF   ?= $(if $(filter fp32,$(REG_PRECISION)),results/reference/ci_profile_fp32.json,results/reference/ci_profile.json)
 
-.PHONY: venv ablation one-at-a-time figures test bench regression regression-update regression-run clean-venv
+.PHONY: venv ablation one-at-a-time figures test bench bench-short regression regression-update regression-run clean-venv
 
 venv: $(STAMP)
 
@@ -55,6 +57,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py $(if $(REG_DATA),--data-dir $(REG_DATA))
+	$(PY) benchmarks/short_studies.py $(if $(REG_DATA),--data-dir $(REG_DATA))
+
+bench-short: $(STAMP)
+	$(PY) benchmarks/short_studies.py $(if $(REG_DATA),--data-dir $(REG_DATA)) $(if $(AGAINST),--against $(AGAINST))
 
 regression-run: $(STAMP)
 	@if [ -z "$(REG_DATA)" ] || [ ! -d "$(REG_DATA)/train" ]; then \

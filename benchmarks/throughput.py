@@ -9,8 +9,8 @@ run, on the same images and machine, it measures:
    ToTensor()+Normalize(), a DataLoader (batch 64, shuffle), a plain NCHW loop with nn.Dropout;
    (b) the engine (``tricks.training.engine.train_run``, the code the study runs) in fp32 and in bf16;
 3. the levers, one at a time, on 1 thread (what a study worker gets): the glibc allocator left as
-   it is vs kept (``tricks.training.allocator``), NCHW vs channels_last, fp32 vs bf16, three ways of
-   drawing conv-dropout masks, and the evaluation batch size;
+   it is vs kept (``tricks.training.allocator``), NCHW vs channels_last, max-pooling before vs after
+   the ReLU, fp32 vs bf16, three ways of drawing conv-dropout masks, and the evaluation batch size;
 4. a study slice (2 variants x 2 seeds): the notebook one run at a time on all cores vs the engine
    in one 1-thread worker per core, as ``tricks ablation`` runs it, and the full 8 x 5 x 10 study
    projected from both.
@@ -39,10 +39,11 @@ sys.path.insert(0, str(REPO))
 from tricks.training.allocator import keep_freed_memory  # noqa: E402
 from tricks.training.data import Dataset, DataSource, class_balanced_subset, load_dataset  # noqa: E402
 from tricks.training.engine import MEMORY_FORMAT, evaluate, train_one_epoch, train_run  # noqa: E402
-from tricks.training.model import CONV_RELUS, baseline_net, insert_after  # noqa: E402
+from tricks.training.model import CONV_RELUS, baseline_net, insert_after, pool_before_activation  # noqa: E402
 from tricks.plugins import load_plugins  # noqa: E402
 from tricks.plugins.dropout import FastDropout  # noqa: E402
 from tricks.running.provenance import provenance  # noqa: E402
+from notebook_pipeline import notebook_run  # noqa: E402 - benchmarks/ is this script's folder
 from tricks.specs.recipe import Recipe, build_recipe  # noqa: E402
 from tricks.running.settings import RunSettings  # noqa: E402
 from tricks.specs.spec import load_spec  # noqa: E402
@@ -51,7 +52,6 @@ BATCH = 64             # images per training step, as in the study
 LEVER_STEPS = 150      # timed training steps per lever (after 10 warm-up steps), 1 thread
 STUDY = load_spec(REPO / "benchmarks" / "backprop_tricks.toml")
 SLICE_VARIANTS = ("norm_inputs", "dropout_conv")   # one without and one with conv dropout
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
 def matmul_peak(threads: int, dtype: torch.dtype, n: int = 2048, reps: int = 6) -> float:
@@ -79,54 +79,6 @@ def flops_per_image() -> tuple[float, float]:
     with FlopCounterMode(display=False) as fc:
         F.nll_loss(m(x), torch.zeros(BATCH, dtype=torch.long)).backward()
     return fwd, fc.get_total_flops() / BATCH
-
-
-# ---------------------------------------------------------------------------------------------
-# (a) the notebook pipeline
-
-class PILDataset(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        from torchvision import transforms
-
-        self.images = images.permute(0, 2, 3, 1).numpy()   # HWC uint8, as PIL wants
-        self.labels = labels.tolist()
-        self.tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        from PIL import Image
-
-        return self.tf(Image.fromarray(self.images[i])), self.labels[i]
-
-
-def notebook_run(data: Dataset, dropout: bool, seed: int, epochs: int) -> dict:
-    torch.manual_seed(seed)
-    tl = torch.utils.data.DataLoader(PILDataset(data.train_x, data.train_y), batch_size=BATCH, shuffle=True)
-    vl = torch.utils.data.DataLoader(PILDataset(data.test_x, data.test_y), batch_size=BATCH)
-    model = baseline_net()
-    if dropout:
-        for r in CONV_RELUS:
-            model = insert_after(model, r, f"d_{r}", torch.nn.Dropout(0.2))
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    t_train = t_eval = 0.0
-    for _ in range(epochs):
-        model.train()
-        t = time.perf_counter()
-        for x, y in tl:
-            loss = F.nll_loss(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        t_train += time.perf_counter() - t
-        model.eval()
-        t = time.perf_counter()
-        with torch.no_grad():
-            for x, y in vl:
-                model(x).argmax(1)
-        t_eval += time.perf_counter() - t
-    return {"train_s": t_train, "eval_s": t_eval}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,20 +122,23 @@ class RandLikeDropout(torch.nn.Dropout):
         return x * (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
-def lever_net(data: Dataset, memory_format=MEMORY_FORMAT, dropout_cls=None):
-    """(recipe, input transform, model) of the norm_inputs variant (+ conv dropout) on 1 thread."""
+def lever_net(data: Dataset, memory_format=MEMORY_FORMAT, dropout_cls=None, pool_first: bool = True):
+    """(recipe, input transform, model) of the norm_inputs variant (+ conv dropout) on 1 thread, with
+    max-pooling moved before the ReLUs as the engine does (``pool_first``) or left after them."""
     torch.set_num_threads(1)
     recipe = Recipe("lever", next(v for v in STUDY.variants if v.name == SLICE_VARIANTS[0]).instantiate())
     model = recipe.model(0, 10)
     if dropout_cls is not None:
         for r in CONV_RELUS:
             model = insert_after(model, r, f"d_{r}", dropout_cls(0.2))
+    if pool_first:
+        model = pool_before_activation(model)
     return recipe, recipe.input_transform(data.train_x), model.to(memory_format=memory_format)
 
 
-def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None) -> float:
+def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None, pool_first: bool = True) -> float:
     """Training images/s of LEVER_STEPS steps (after 10 warm-up steps) of ``lever_net``."""
-    recipe, transform, model = lever_net(data, memory_format, dropout_cls)
+    recipe, transform, model = lever_net(data, memory_format, dropout_cls, pool_first)
     opt = recipe.optimizer(model)
     x, y = data.train_x[:(LEVER_STEPS + 10) * BATCH], data.train_y[:(LEVER_STEPS + 10) * BATCH]
     g = torch.Generator().manual_seed(0)
@@ -197,13 +152,14 @@ def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None) -
     return LEVER_STEPS * BATCH / (time.perf_counter() - t)
 
 
-def _lever_job(data: Dataset, precision: str, fmt: str, dropout: str | None, keep_memory: bool) -> float:
+def _lever_job(data: Dataset, precision: str, fmt: str, dropout: str | None, keep_memory: bool,
+               pool_first: bool = True) -> float:
     load_plugins()
     if keep_memory:
         keep_freed_memory()
     cls = {None: None, "nn": torch.nn.Dropout, "rand_like": RandLikeDropout, "fast": FastDropout}[dropout]
     memory_format = MEMORY_FORMAT if fmt == "channels_last" else torch.contiguous_format
-    return lever_rate(data, precision, memory_format, cls)
+    return lever_rate(data, precision, memory_format, cls, pool_first)
 
 
 def eval_rate(data: Dataset, precision: str, batch: int) -> float:
@@ -294,21 +250,24 @@ def main() -> int:
     # 2. levers on one thread, each in a fresh process (glibc's allocator state and oneDNN's caches
     #    would otherwise carry over from one measurement to the next)
     lever = {}
-    configs = [(name, p, fmt, None, keep) for p in ("fp32", "bf16") for name, fmt, keep in (
-        ("engine", "channels_last", True), ("default allocator", "channels_last", False), ("NCHW", "nchw", True))]
-    configs += [(f"conv dropout: {name}", "bf16", "channels_last", cls, True) for name, cls in (
+    configs = [(name, p, fmt, None, keep, pool) for p in ("fp32", "bf16") for name, fmt, keep, pool in (
+        ("engine", "channels_last", True, True), ("default allocator", "channels_last", False, True),
+        ("NCHW", "nchw", True, True), ("ReLU before pool", "channels_last", True, False))]
+    configs += [(f"conv dropout: {name}", "bf16", "channels_last", cls, True, True) for name, cls in (
         ("nn.Dropout", "nn"), ("rand_like mask (engine v2)", "rand_like"), ("16-bit draws (engine v3)", "fast"))]
     k = (LEVER_STEPS + 10) * BATCH
     lever_data = Dataset(data.train_x[:k], data.train_y[:k], data.test_x, data.test_y, data.classes, data.source,
                          data.checksum)
     with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        for name, p, fmt, cls, keep in configs:
-            lever[name, p] = pool.apply(_lever_job, (lever_data, p, fmt, cls, keep))
+        for name, p, fmt, cls, keep, pool_first in configs:
+            lever[name, p] = pool.apply(_lever_job, (lever_data, p, fmt, cls, keep, pool_first))
     for p in ("fp32", "bf16"):
         ref = ("engine", lever["engine", p])
         add("lever, 1 thread", "engine (every lever on)", p, 1, lever["engine", p])
         add("lever, 1 thread", "glibc allocator at its defaults", p, 1, lever["default allocator", p], ref=ref)
         add("lever, 1 thread", "NCHW instead of channels_last", p, 1, lever["NCHW", p], ref=ref)
+        add("lever, 1 thread", "ReLU before max-pool (as the net is written)", p, 1, lever["ReLU before pool", p],
+            ref=ref)
     add("lever, 1 thread", "bf16 autocast vs fp32", "bf16", 1, lever["engine", "bf16"],
         ref=("engine fp32", lever["engine", "fp32"]))
     base = ("conv dropout: nn.Dropout", lever["conv dropout: nn.Dropout", "bf16"])

@@ -179,18 +179,19 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path
 
 
 def _worker_pids(parent: int) -> list[int]:
-    pids = []
+    """The study's worker processes: spawned children of ``parent``, or children of its fork server."""
+    procs = {}
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
         try:
             stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ")
+            procs[int(p.name)] = (int(stat[1]), (p / "cmdline").read_bytes().replace(b"\0", b" "))
         except OSError:
             continue
-        if int(stat[1]) == parent and b"multiprocessing-fork" in cmd:
-            pids.append(int(p.name))
-    return pids
+    servers = {pid for pid, (ppid, cmd) in procs.items() if ppid == parent and b"forkserver import main" in cmd}
+    return [pid for pid, (ppid, cmd) in procs.items()
+            if (ppid == parent and b"multiprocessing-fork" in cmd) or ppid in servers]
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")

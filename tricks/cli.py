@@ -85,12 +85,15 @@ def _fmt_trick(t: dict) -> str:
 
 
 def cmd_ablation(args) -> int:
+    if args.executor == "local" and args.workers != 1 and (os.cpu_count() or 1) > 1:
+        from .running.forkserver import start as start_fork_server
+
+        start_fork_server()   # first: it imports torch & co for the workers while this process starts up
     from .training.data import DataSource
     from .running.settings import PRECISION_CHOICES
     from .specs.spec import load_spec
     from .running.plan import StudyOptions
     from .running.study import run_study
-
     spec = load_spec(args.spec)
     seeds = _seeds(args.seeds) if args.seeds is not None else None
     if args.variants is not None and not [v for v in args.variants.split(",") if v.strip()]:
@@ -107,7 +110,7 @@ def cmd_ablation(args) -> int:
         precision=args.precision, device=args.device, workers=_positive("--workers", args.workers),
         progress=not args.no_progress, executor=args.executor, ray_address=args.ray_address,
         ray_cpus_per_run=args.ray_cpus_per_run, ray_gpus_per_run=args.ray_gpus_per_run)
-    outcome = run_study(opts)
+    outcome = run_study(opts, on_wait=None if args.no_report else _import_report_stack_in_background)
     for path, why in outcome.corrupted.items():
         print(f"tricks: corrupted run file {path} ({why}): trained again", file=sys.stderr)
     print(f"{outcome.planned} runs planned, {outcome.reused} reused from earlier, "
@@ -124,6 +127,19 @@ def cmd_ablation(args) -> int:
         build_report(outcome.out_dir)
         print(f"report: {outcome.out_dir / 'REPORT.md'}")
     return 1 if outcome.failed else 0
+
+
+def _import_report_stack_in_background() -> None:
+    """Import the report's modules (pandas, scipy, statsmodels, matplotlib: ~1.5 s) while the study
+    waits on its workers (which are still starting then), not after the last run."""
+    import threading
+
+    def work():
+        try:
+            import tricks.analysis.report  # noqa: F401
+        except Exception:   # noqa: BLE001 - the report imports it again and reports any error
+            pass
+    threading.Thread(target=work, name="import-report-stack", daemon=True).start()
 
 
 def _report_corrupted(data) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..specs.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
 from ..training.data import DataSource
-from .records import check_record, run_path
+from .records import check_record, run_path, run_stem
 from .settings import RunSettings
 
 
@@ -58,6 +58,14 @@ def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettin
                         precision=opts.precision, data_kind=data_kind, data_sha256=data_sha256,
                         validation=validation, trick_versions=versions[v.name])
             for s in seeds for v in variants]
+
+
+def unstarted(opts: StudyOptions, out_dir: Path) -> int:
+    """How many of the planned (variant, seed) runs have no run file yet: known before the data is
+    loaded (a run file with stale settings is found out later, by ``split_done``)."""
+    seeds = opts.seeds or opts.spec.training.seeds
+    return sum(not run_path(out_dir, run_stem(v.name, s)).exists()
+               for s in seeds for v in opts.spec.select(opts.variants))
 
 
 def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:

@@ -11,12 +11,13 @@ import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from ..errors import Terminated, TricksError
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
 from .executors import JobSink, LocalExecutor
 from .lock import DirectoryLock
-from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done
+from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done, unstarted
 from .progress import Progress
 from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv
 from .settings import RunSettings
@@ -67,7 +68,11 @@ def _prepare(*dirs: Path) -> None:
             raise TricksError(f"cannot write to {d}: {exc.strerror or exc}") from None
 
 
-def run_study(opts: StudyOptions) -> StudyOutcome:
+def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> StudyOutcome:
+    """Run the study's unfinished runs and write their records.
+
+    ``on_wait`` is called once, when runs are handed to local worker processes: from then on this
+    process only waits (the CLI imports the report's modules meanwhile, while the workers start)."""
     from ..training.data import load_dataset, split_training
 
     t_start = time.perf_counter()
@@ -77,34 +82,54 @@ def run_study(opts: StudyOptions) -> StudyOutcome:
     out_dir = Path(opts.out_dir)
     _check_out_dir(out_dir)
     ray_executor = _ray_executor(opts, device) if opts.executor == "ray" else None   # fails fast, before the data
-    dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
-    runs = plan(opts, opts.source.kind, dataset.checksum)
-    split_training(dataset.train_y, runs[0].validation, runs[0].train_subset)   # sizes checked before any run
-    _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
-    with DirectoryLock(out_dir):
-        _prepare(out_dir / RUNS_DIR)
-        done, todo, corrupted = split_done(runs, out_dir)
-        workers = opts.workers or default_workers(device, len(todo))
-        if workers < 1:
-            raise TricksError(f"--workers must be at least 1, got {workers}")
-        write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
-        outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
-        if ray_executor is not None:
-            ray_executor.dataset = dataset
-            executor = ray_executor
-        else:
-            executor = LocalExecutor(opts.source, device, workers, dataset=dataset)
-        del dataset
-        old_term = signal.signal(signal.SIGTERM, _raise_terminated)
-        try:
-            if todo:
-                _execute(executor, todo, runs, opts, outcome)
-        finally:
-            signal.signal(signal.SIGTERM, old_term)
-            _refresh_runs_csv(out_dir, runs)
-            write_json(out_dir / FAILURES, {stem: {"reason": reason, "traceback": outcome.tracebacks.get(stem)}
-                                            for stem, reason in outcome.failed.items()})
-        outcome.wall_seconds = time.perf_counter() - t_start
+    # Local workers start now, while the data loads, when there are runs to do (the number without a
+    # run file is a lower bound on it, known before the data's checksum).
+    early = unstarted(opts, out_dir) if ray_executor is None else 0
+    local = LocalExecutor(opts.source, device, opts.workers or default_workers(device, early)) if early else None
+    try:
+        if local is not None:
+            local.start()
+        dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
+        if local is not None:
+            local.data_ready(dataset)
+        runs = plan(opts, opts.source.kind, dataset.checksum)
+        split_training(dataset.train_y, runs[0].validation, runs[0].train_subset)   # sizes checked before any run
+        _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
+        with DirectoryLock(out_dir):
+            _prepare(out_dir / RUNS_DIR)
+            done, todo, corrupted = split_done(runs, out_dir)
+            if local is None or not todo:
+                workers = opts.workers or default_workers(device, len(todo))
+            else:
+                workers = local.workers
+            if workers < 1:
+                raise TricksError(f"--workers must be at least 1, got {workers}")
+            write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
+            outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
+            if ray_executor is not None:
+                ray_executor.dataset = dataset
+                executor = ray_executor
+            elif local is not None and local.workers == workers:
+                local.dataset = dataset
+                executor = local
+            else:
+                executor = LocalExecutor(opts.source, device, workers, dataset=dataset)
+            del dataset
+            old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+            try:
+                if todo:
+                    if on_wait is not None and isinstance(executor, LocalExecutor) and not executor.in_process:
+                        on_wait()
+                    _execute(executor, todo, runs, opts, outcome)
+            finally:
+                signal.signal(signal.SIGTERM, old_term)
+                _refresh_runs_csv(out_dir, runs)
+                write_json(out_dir / FAILURES, {stem: {"reason": reason, "traceback": outcome.tracebacks.get(stem)}
+                                                for stem, reason in outcome.failed.items()})
+    finally:
+        if local is not None:
+            local.close()    # workers started for nothing (all done, or an error came first)
+    outcome.wall_seconds = time.perf_counter() - t_start
     return outcome
 
 

@@ -49,6 +49,7 @@ class Dataset:
     classes: list[str]
     source: DataSource
     checksum: str          # sha256 of the decoded tensors and class names
+    cache_file: str | None = None   # the cache file it was read from or written to (None: not cached)
 
     def describe(self) -> dict:
         return {"kind": self.source.kind, "root": str(Path(self.source.root).resolve()),
@@ -161,16 +162,15 @@ def _load_imagefolder(root: Path, cache_dir: Path, progress: bool) -> Dataset:
                          f"{_fingerprint(test_files)}".encode()).hexdigest()[:20]
     cache = cache_dir / f"imagefolder-{key}.pt"
     source = DataSource("imagefolder", str(root))
-    cached = _read_cache(cache)
+    cached = _read_cache(cache, mmap=True)   # mapped: pages load on first touch, shared by processes
     if cached is not None:
-        return Dataset(**cached, source=source)
+        return Dataset(**cached, source=source, cache_file=str(cache))
     train_x, train_y = _decode_split(train_files, "train", progress)
     test_x, test_y = _decode_split(test_files, "test", progress)
     classes = list(train_files)
     fields = dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes,
                   checksum=content_checksum(train_x, train_y, test_x, test_y, classes))
-    _write_cache(cache, fields)
-    return Dataset(**fields, source=source)
+    return Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,17 +200,16 @@ def _load_cifar10(root: Path, cache_dir: Path, progress: bool) -> Dataset:
                         f"into {root} (or pass --data-dir), and run again") from None
     key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{_cifar_fingerprint(root)}".encode()).hexdigest()[:20]
     cache = cache_dir / f"cifar10-{key}.pt"
-    cached = _read_cache(cache)
+    cached = _read_cache(cache, mmap=True)   # mapped: pages load on first touch, shared by processes
     if cached is not None:
-        return Dataset(**cached, source=source)
+        return Dataset(**cached, source=source, cache_file=str(cache))
     (train_x, train_y), (test_x, test_y) = [
         (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets, dtype=torch.int64))
         for s in sets]
     classes = list(sets[0].classes)
     fields = dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes,
                   checksum=content_checksum(train_x, train_y, test_x, test_y, classes))
-    _write_cache(cache, fields)
-    return Dataset(**fields, source=source)
+    return Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
 
 
 def _cifar_present(root: Path) -> bool:
@@ -232,16 +231,17 @@ def _cifar_fingerprint(root: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 # cache
 
-def _read_cache(path: Path) -> dict | None:
+def _read_cache(path: Path, mmap: bool = False) -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, mmap=mmap)
     except Exception:  # a torn or stale cache file is simply rebuilt
         return None
 
 
-def _write_cache(path: Path, fields: dict) -> None:
+def _write_cache(path: Path, fields: dict) -> str | None:
+    """Write the cache atomically; its path, or None when it could not be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -249,6 +249,20 @@ def _write_cache(path: Path, fields: dict) -> None:
         os.replace(tmp, path)
     except OSError as exc:  # an unwritable cache only costs speed
         warnings.warn(f"could not write the dataset cache {path}: {exc}", stacklevel=2)
+        return None
+    return str(path)
+
+
+def load_cached(source: DataSource, cache_file: str, checksum: str) -> Dataset | None:
+    """The dataset in ``cache_file`` (as written by ``load_dataset``) if it holds ``checksum``, else None.
+
+    For worker processes, given the file the study process loaded: the file is memory-mapped (its
+    pages are shared through the page cache, copy-on-write), and the data folder is neither listed
+    nor fingerprinted again (about 1 s for 60,000 files)."""
+    cached = _read_cache(Path(cache_file), mmap=True)
+    if cached is None or cached.get("checksum") != checksum:
+        return None
+    return Dataset(**cached, source=source, cache_file=cache_file)
 
 
 def load_dataset(source: DataSource, cache_dir: Path | None = None, progress: bool = True) -> Dataset:
