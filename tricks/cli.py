@@ -94,6 +94,7 @@ def cmd_ablation(args) -> int:
     from .specs.spec import load_spec
     from .running.plan import StudyOptions
     from .running.study import run_study
+
     spec = load_spec(args.spec)
     seeds = _seeds(args.seeds) if args.seeds is not None else None
     if args.variants is not None and not [v for v in args.variants.split(",") if v.strip()]:

@@ -98,22 +98,15 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
         with DirectoryLock(out_dir):
             _prepare(out_dir / RUNS_DIR)
             done, todo, corrupted = split_done(runs, out_dir)
-            if local is None or not todo:
-                workers = opts.workers or default_workers(device, len(todo))
-            else:
-                workers = local.workers
+            workers = local.workers if local is not None and todo else \
+                opts.workers or default_workers(device, len(todo))
             if workers < 1:
                 raise TricksError(f"--workers must be at least 1, got {workers}")
             write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
             outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
-            if ray_executor is not None:
-                ray_executor.dataset = dataset
-                executor = ray_executor
-            elif local is not None and local.workers == workers:
-                local.dataset = dataset
-                executor = local
-            else:
-                executor = LocalExecutor(opts.source, device, workers, dataset=dataset)
+            executor = ray_executor or (local if local is not None and local.workers == workers
+                                        else LocalExecutor(opts.source, device, workers))
+            executor.dataset = dataset    # Ray puts it in the object store; an in-process run reuses it
             del dataset
             old_term = signal.signal(signal.SIGTERM, _raise_terminated)
             try:
