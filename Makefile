@@ -1,5 +1,6 @@
 # backprop-tricks. Every target creates .venv and installs the project when it is missing.
 #   make ablation   the study (benchmarks/backprop_tricks.toml), 5 seeds, on whatever device there is
+#   make studies    the follow-up studies (lr_schedules, lecun_lecture, factorial), resumable
 #   make figures    regenerate figures, tables and REPORT.md from stored runs (no training)
 #   make test       the test suite
 #   make regression the CI regression check on accuracy deltas (needs REG_DATA or CIFAR10_JPEG_DIR)
@@ -33,7 +34,7 @@ REG_OUT   ?= results/ci_profile
 REG_PRECISION ?= $(shell $(PY) -c "import torch; from tricks.running.device import bf16_is_native; print('bf16' if bf16_is_native(torch.device('cpu')) else 'fp32')" 2>/dev/null || echo bf16)
 REG_REF   ?= $(if $(filter fp32,$(REG_PRECISION)),results/reference/ci_profile_fp32.json,results/reference/ci_profile.json)
 
-.PHONY: venv ablation one-at-a-time figures test bench bench-short regression regression-update regression-run clean-venv
+.PHONY: venv ablation one-at-a-time studies figures test bench bench-short regression regression-update regression-run clean-venv
 
 venv: $(STAMP)
 
@@ -48,6 +49,19 @@ ablation: $(STAMP)
 
 one-at-a-time: $(STAMP)
 	$(MAKE) ablation SPEC=benchmarks/one_at_a_time.toml
+
+# The three follow-up studies, one after the other, each with its spec's own seeds (3) and epochs
+# (10); they resume where they stopped. Each 10-epoch full-data fp32 run takes about 6 minutes of
+# one core on the 2-core machine: about 2.2 h (lr_schedules), 1.5 h (lecun_lecture) and 2.4 h
+# (factorial) on 2 cores. Needs DATASET/DATA_DIR like ablation.
+STUDIES ?= lr_schedules lecun_lecture factorial
+studies: $(STAMP)
+	@for s in $(STUDIES); do \
+	  echo "== $$s"; \
+	  $(PY) -m tricks ablation --spec benchmarks/$$s.toml --dataset $(DATASET) --device $(DEVICE) \
+	    --precision $(PRECISION) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
+	    || exit $$?; \
+	done
 
 figures: $(STAMP)
 	$(PY) -m tricks figures --results $(RESULTS)
