@@ -4,6 +4,7 @@ CIFAR10_JPEG_DIR), and fake run records for the statistics/report tests (no trai
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,16 @@ STUDY_SPEC = REPO / "benchmarks" / "backprop_tricks.toml"
 
 
 CLASSES3 = ["cat", "dog", "frog"]
+
+
+def plugin_spec(tmp_path: Path, name: str, module: str, variants: str, epochs: int = 1,
+                seeds: tuple[int, ...] = (0, 1)) -> Path:
+    """A small spec file ``<name>.toml`` that imports the plugin ``module`` (batch 16), with the
+    ``[[variants]]`` given as TOML text."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'name = "{name}"\nimports = ["{module}"]\n[training]\nepochs = {epochs}\nbatch_size = 16\n'
+                    f'seeds = {list(seeds)}\n' + textwrap.dedent(variants))
+    return path
 
 
 def fake_record(variant: str, seed: int, acc: float, key: str, status: str = "ok", epochs: int = 3,

@@ -1,7 +1,5 @@
 """Training on tiny synthetic images: determinism, divergence, a toy plugin through a spec."""
 
-import textwrap
-
 import pytest
 import torch
 
@@ -11,6 +9,8 @@ from tricks.training.engine import train_run
 from tricks.plugins import load_plugins
 from tricks.running.settings import RunSettings
 from tricks.specs.spec import load_spec
+
+from .conftest import plugin_spec
 
 load_plugins()
 
@@ -87,21 +87,14 @@ class ToyEarlyStop(Trick):
 
 def test_a_toy_trick_added_as_one_module_runs_through_a_spec(tmp_path, plugin_module, image_folder):
     plugin_module("toy_tricks_mod", TOY)
-    spec_path = tmp_path / "toy.toml"
-    spec_path.write_text(textwrap.dedent('''
-        name = "toy"
-        imports = ["toy_tricks_mod"]
-        [training]
-        epochs = 4
-        batch_size = 16
-        seeds = [0]
+    spec_path = plugin_spec(tmp_path, "toy", "toy_tricks_mod", '''
         [[variants]]
         name = "baseline"
         [[variants]]
         name = "early"
         base = "baseline"
         tricks = [{ name = "toy_early_stop", epochs = 2 }]
-    '''))
+    ''', epochs=4, seeds=(0,))
     spec = load_spec(spec_path)
     from tricks.cli import main
 

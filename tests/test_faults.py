@@ -15,7 +15,7 @@ import pytest
 from tricks.cli import main
 from tricks.running.records import read_run, run_path, write_json
 
-from .conftest import REPO, STUDY_SPEC, make_image_folder
+from .conftest import REPO, STUDY_SPEC, make_image_folder, plugin_spec
 
 VARIANTS = "baseline,norm_inputs,dropout_dense"
 SEEDS = "0,1"
@@ -121,20 +121,13 @@ class Crash(Trick):
 @pytest.mark.parametrize("how", ["hard", "soft"])
 def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, tmp_path, plugin_module, capsys):
     plugin_module("crashy_mod", CRASHY)
-    spec = tmp_path / "crashy.toml"
-    spec.write_text(textwrap.dedent(f'''
-        name = "crashy"
-        imports = ["crashy_mod"]
-        [training]
-        epochs = 1
-        batch_size = 16
-        seeds = [0, 1]
+    spec = plugin_spec(tmp_path, "crashy", "crashy_mod", f'''
         [[variants]]
         name = "baseline"
         [[variants]]
         name = "boom"
         tricks = [{{ name = "crash", how = "{how}" }}]
-    '''))
+    ''')
     out = tmp_path / "res"
     rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
                "--out", str(out), "--workers", "2", "--no-progress", "--no-report"])

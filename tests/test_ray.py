@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from tricks.cli import main
 
-from .conftest import REPO, STUDY_SPEC
+from .conftest import REPO, STUDY_SPEC, plugin_spec
 from .test_faults import CRASHY, bigger_folder, check_complete, study_cmd, wait_for_first_run  # noqa: F401
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'backprop-tricks[ray]'")
@@ -44,20 +43,13 @@ def test_ray_runs_give_the_local_pools_accuracies_bit_for_bit(real_images, tmp_p
 
 def test_a_crashing_ray_task_is_reported_with_its_variant_and_seed(image_folder, tmp_path, plugin_module, capsys):
     plugin_module("crashy_ray_mod", CRASHY)
-    spec = tmp_path / "crashy.toml"
-    spec.write_text(textwrap.dedent('''
-        name = "crashy"
-        imports = ["crashy_ray_mod"]
-        [training]
-        epochs = 1
-        batch_size = 16
-        seeds = [0, 1]
+    spec = plugin_spec(tmp_path, "crashy", "crashy_ray_mod", '''
         [[variants]]
         name = "baseline"
         [[variants]]
         name = "boom"
         tricks = [{ name = "crash", how = "hard" }]
-    '''))
+    ''')
     out = tmp_path / "res"
     rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
                "--out", str(out), "--executor", "ray", "--no-progress", "--no-report"])

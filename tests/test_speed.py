@@ -4,7 +4,6 @@ and environment, a dataset mapped from the cache its study process loaded, and w
 early that are stopped when nothing runs."""
 
 import os
-import textwrap
 import time
 from collections import OrderedDict
 
@@ -22,7 +21,7 @@ from tricks.specs.spec import load_spec
 from tricks.training.data import DataSource, load_cached, load_dataset
 from tricks.training.model import baseline_net, insert_after, pool_before_activation
 
-from .conftest import STUDY_SPEC
+from .conftest import STUDY_SPEC, plugin_spec
 
 
 def names(model):
@@ -139,18 +138,11 @@ def test_forked_workers_see_the_studys_current_sys_path_and_environment(image_fo
     forkserver.start()              # the server is up (and its sys.path and environment frozen) first
     plugin_module("env_plugin_mod", ENV_PLUGIN)          # a folder on sys.path the server never saw
     monkeypatch.setenv("TRICKS_TEST_MARK", "set-after-the-fork-server-started")
-    spec = tmp_path / "env.toml"
-    spec.write_text(textwrap.dedent('''
-        name = "env"
-        imports = ["env_plugin_mod"]
-        [training]
-        epochs = 1
-        batch_size = 16
-        seeds = [0, 1]
+    spec = plugin_spec(tmp_path, "env", "env_plugin_mod", '''
         [[variants]]
         name = "marked"
         tricks = [{ name = "needs_env" }]
-    '''))
+    ''')
     waits = []
     opts = StudyOptions(spec=load_spec(spec), source=DataSource("imagefolder", str(image_folder)),
                         out_dir=tmp_path / "res", workers=2, progress=False)

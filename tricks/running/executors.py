@@ -149,8 +149,8 @@ class LocalExecutor:
         return 1 if self.device.type == "cuda" else max(1, (os.cpu_count() or 1) // self.workers)
 
     def start(self) -> None:
-        """Start the worker processes now, before the dataset is loaded, so that their start (each
-        imports torch and the engine: seconds) overlaps the study process's own loading; call
+        """Start the worker processes now, before the dataset is loaded, so that their start (waiting
+        on the fork server's imports: seconds) overlaps the study process's own loading; call
         ``data_ready(dataset)`` once the dataset is loaded. No-op for an in-process study."""
         if self.in_process or self._warm is not None:
             return
@@ -171,9 +171,10 @@ class LocalExecutor:
             self._starting = None
 
     def data_ready(self, dataset) -> None:
-        """Tell the started workers where the loaded dataset is cached (they map that file)."""
+        """Tell the started workers where the loaded dataset is cached (they map that file); without
+        a dataset or a cache file, each worker loads the dataset at its first run."""
         if self._warm is not None:
-            cached = (dataset.cache_file, dataset.checksum) if dataset.cache_file else None
+            cached = (dataset.cache_file, dataset.checksum) if dataset is not None and dataset.cache_file else None
             for _ in range(self.workers):
                 self._warm[2].put(cached)
 
@@ -239,11 +240,7 @@ class LocalExecutor:
     def _run_pool(self, jobs: list[RunSettings], sink: JobSink) -> None:
         if self._warm is None:
             self.start()
-            if self.dataset is not None:
-                self.data_ready(self.dataset)
-            else:       # each worker loads the dataset at its first run
-                for _ in range(self.workers):
-                    self._warm[2].put(None)
+            self.data_ready(self.dataset)
         self._wait_started()
         ctx, events, _, warm_pool = self._warm
         self._warm = None        # from here on the pool belongs to the first round below

@@ -43,11 +43,16 @@ def check_variants(opts: StudyOptions) -> None:
         build_recipe(v.name, v.tricks).check_validation(validation_size(opts))
 
 
+def planned_seeds(opts: StudyOptions) -> tuple[int, ...]:
+    """The seeds asked for on the command line, else the spec's."""
+    return tuple(opts.seeds or opts.spec.training.seeds)
+
+
 def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettings]:
     """Every (variant, seed) run, seed-major (whole seeds finish first)."""
     check_variants(opts)
     spec = opts.spec
-    seeds = opts.seeds or spec.training.seeds
+    seeds = planned_seeds(opts)
     epochs = opts.epochs or spec.training.epochs
     subset = opts.train_subset or spec.training.train_subset
     validation = validation_size(opts)
@@ -63,9 +68,8 @@ def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettin
 def unstarted(opts: StudyOptions, out_dir: Path) -> int:
     """How many of the planned (variant, seed) runs have no run file yet: known before the data is
     loaded (a run file with stale settings is found out later, by ``split_done``)."""
-    seeds = opts.seeds or opts.spec.training.seeds
     return sum(not run_path(out_dir, run_stem(v.name, s)).exists()
-               for s in seeds for v in opts.spec.select(opts.variants))
+               for s in planned_seeds(opts) for v in opts.spec.select(opts.variants))
 
 
 def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
