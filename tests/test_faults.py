@@ -79,6 +79,7 @@ def test_interrupted_study_resumes_and_redoes_only_unfinished_runs(sig, bigger_f
     assert r.returncode == 0, r.stderr
     assert f"6 runs planned, {len(done_before)} reused from earlier, {6 - len(done_before)} trained" in r.stdout
     check_complete(out)
+    assert not (out / "checkpoints").exists()   # runs' checkpoints are deleted once their records are written
     for name, mtime in done_before.items():   # finished runs were not redone
         assert (out / "runs" / name).stat().st_mtime_ns == mtime
 

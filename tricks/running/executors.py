@@ -79,7 +79,8 @@ def _study_gone() -> bool:
 
 
 def _init_worker(events, threads: int, device_queue, source: DataSource, device: str, study_alive,
-                 data_queue=None, sys_path: list[str] | None = None, environ: dict | None = None) -> None:
+                 data_queue=None, sys_path: list[str] | None = None, environ: dict | None = None,
+                 checkpoint_dir: str | None = None) -> None:
     """Set up one worker: threads, device, and everything a run needs imported and loaded.
 
     A worker forked from the fork server (``forkserver``) starts with the imports done, and with the
@@ -99,7 +100,8 @@ def _init_worker(events, threads: int, device_queue, source: DataSource, device:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides what an interrupt means
     torch.set_num_threads(threads)
     _worker_events, _worker_study = events, study_alive
-    _worker_context = RunContext(source, device_queue.get() if device_queue is not None else device)
+    _worker_context = RunContext(source, device_queue.get() if device_queue is not None else device,
+                                 checkpoint_dir=checkpoint_dir)
     from . import preload  # noqa: F401 - already imported when forked from the fork server
     from ..training.data import load_cached
 
@@ -132,9 +134,10 @@ def _worker_run(job: RunSettings) -> dict:
 # parent side
 
 class LocalExecutor:
-    def __init__(self, source: DataSource, device, workers: int, dataset=None):
+    def __init__(self, source: DataSource, device, workers: int, dataset=None, checkpoint_dir=None):
         self.source, self.device, self.workers = source, device, workers
         self.dataset = dataset      # reused by an in-process run, so the data is not loaded twice
+        self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None   # per-epoch checkpoints
         self._warm = None           # (mp context, events queue, data queue, pool) once started
         self._starting = None       # the thread that starts the workers (it waits on the fork server)
         self._alive = None          # (read end, write end) of the pipe workers poll to see this process die
@@ -190,7 +193,7 @@ class LocalExecutor:
             import torch
 
             torch.set_num_threads(os.cpu_count() or 1)
-            ctx = RunContext(self.source, str(self.device), self.dataset)
+            ctx = RunContext(self.source, str(self.device), self.dataset, self.checkpoint_dir)
             for job in jobs:
                 _call(job, lambda job=job: run_one(job, ctx, lambda k, p, s=job.stem: sink.event(0, s, k, p)), sink)
         else:
@@ -206,7 +209,8 @@ class LocalExecutor:
                 device_queue.put(f"cuda:{i % max(1, torch.cuda.device_count())}")
         return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
                                    initargs=(events, self.threads, device_queue, self.source, str(self.device),
-                                             self._study_alive(ctx), data_queue, list(sys.path), dict(os.environ)))
+                                             self._study_alive(ctx), data_queue, list(sys.path), dict(os.environ),
+                                             self.checkpoint_dir))
 
     def _study_alive(self, ctx):
         """The read end of a pipe that only this process writes to (never), for the workers to poll."""

@@ -33,6 +33,10 @@ class Progress:
         if kind == "step":
             bar.n = p["epoch"] - 1 + p["step"] / p["steps"]
             bar.refresh()
+        elif kind == "resume":
+            bar.n = p["epoch"]
+            bar.set_description(f"{stem} (resumed)")
+            bar.refresh()
         elif kind == "epoch":
             bar.n = p["epoch"]
             bar.set_postfix(loss=f"{p['loss']:.3f}", acc=f"{p['acc']:.3f}")

@@ -21,6 +21,7 @@ class RunContext:
     source: DataSource
     device: str                       # "cpu", "cuda", "cuda:1", ...
     dataset: object | None = None     # training.data.Dataset, loaded on first use
+    checkpoint_dir: str | None = None # where runs keep per-epoch checkpoints; None: no checkpoints
 
     def data(self):
         if self.dataset is None:
@@ -33,11 +34,14 @@ class RunContext:
 def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | None = None) -> dict:
     """Train one (variant, seed) and return its complete record (not yet written).
 
-    ``executor`` describes where it ran (kind, and for Ray its version and node), for provenance."""
+    ``executor`` describes where it ran (kind, and for Ray its version and node), for provenance.
+    A run resumed from a checkpoint says so (``resumed_from_epoch``); its ``wall_seconds`` are this
+    attempt's, its ``train_seconds`` and ``eval_seconds`` all epochs'."""
     import torch
 
     from ..plugins import load_plugins
     from ..specs.recipe import build_recipe
+    from ..training.checkpoint import Checkpoints, checkpoint_path
     from ..training.engine import train_run
     from ..training.metrics import score
     from .provenance import provenance
@@ -52,7 +56,9 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
         raise TricksError(f"the dataset in {ctx.source.root} changed while the study was running")
     emit("start", {"epochs": settings.epochs})
     t0 = time.perf_counter()
-    out = train_run(recipe, settings, dataset, device, emit)
+    checkpoints = Checkpoints(checkpoint_path(ctx.checkpoint_dir, settings.stem), settings.key()) \
+        if ctx.checkpoint_dir else None
+    out = train_run(recipe, settings, dataset, device, emit, checkpoints)
     preds = out.pop("predictions")
     metrics = score(dataset.test_y.tolist(), preds, dataset.classes)
     prov = {**provenance(device), "executor": executor or {"kind": "local"}}

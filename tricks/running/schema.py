@@ -214,6 +214,7 @@ RUN_RECORD = Obj({
     "classes": ListOf(Str()),
 }, {"wall_seconds": Num(0.0), "train_seconds": Num(0.0), "eval_seconds": Num(0.0), "epochs_run": Int(0),
     "stop_reason": Str(), "provenance": Obj({}), "settings": Obj({}), "finished_at": Str(),
+    "resumed_from_epoch": Int(0),
     "lr_trace": Obj({"steps_per_epoch": Int(1), "step": ListOf(Int(0)), "lr": ListOf(Num(0.0))})})
 
 REFERENCE = Obj({

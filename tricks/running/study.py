@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import Terminated, TricksError
+from ..training.checkpoint import CHECKPOINTS_DIR, discard
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
-from .executors import JobSink, LocalExecutor
+from .executors import CRASHED, JobSink, LocalExecutor
 from .lock import DirectoryLock
 from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done, unstarted
 from .progress import Progress
@@ -85,7 +86,9 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
     # Local workers start now, while the data loads, when there are runs to do (the number without a
     # run file is a lower bound on it, known before the data's checksum).
     early = unstarted(opts, out_dir) if ray_executor is None else 0
-    local = LocalExecutor(opts.source, device, opts.workers or default_workers(device, early)) if early else None
+    checkpoints = out_dir / CHECKPOINTS_DIR    # per-epoch: an interrupted run resumes at its last epoch
+    local = LocalExecutor(opts.source, device, opts.workers or default_workers(device, early),
+                          checkpoint_dir=checkpoints) if early else None
     try:
         if local is not None:
             local.start()
@@ -105,7 +108,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
             write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
             outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
             executor = ray_executor or (local if local is not None and local.workers == workers
-                                        else LocalExecutor(opts.source, device, workers))
+                                        else LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints))
             executor.dataset = dataset    # Ray puts it in the object store; an in-process run reuses it
             del dataset
             old_term = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -143,12 +146,15 @@ def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: S
 
     def record(job: RunSettings, rec: dict) -> None:
         write_json(run_path(opts.out_dir, job.stem), rec)     # the driver writes; atomically
+        discard(Path(opts.out_dir) / CHECKPOINTS_DIR, job.stem)  # only now: the record is safe
         outcome.finished.append(job.stem)
         progress.finished(job.stem, rec["status"])
         _refresh_runs_csv(Path(opts.out_dir), runs)
 
     def failure(job: RunSettings, reason: str, tb: str | None) -> None:
         outcome.failed[job.stem] = reason
+        if reason != CRASHED:   # a bug: its next attempt starts afresh; a crashed run resumes
+            discard(Path(opts.out_dir) / CHECKPOINTS_DIR, job.stem)
         if tb:
             outcome.tracebacks[job.stem] = tb
         progress.finished(job.stem, "crashed" if "worker process died" in reason else "failed")

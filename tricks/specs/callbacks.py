@@ -7,6 +7,9 @@ reports, so no decision may depend on them. A callback may set ``state.should_st
 ``stop_reason``); ``on_train_end(model)`` runs once after the last epoch, before the final test
 (e.g. to restore the best weights). ``state.model`` is the live model, for callbacks that keep a
 copy of its weights; scripted tests pass None.
+
+A callback's state goes into the run's per-epoch checkpoint: by default its attributes
+(``state_dict``/``load_state_dict``), which must then be picklable (numbers, tensors, dicts).
 """
 
 from __future__ import annotations
@@ -32,3 +35,10 @@ class Callback:
 
     def on_train_end(self, model: Any) -> None:  # pragma: no cover - empty by design
         pass
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to decide as this one would (checkpoints): the attributes."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)

@@ -19,6 +19,7 @@ from torch import nn
 from ..specs.callbacks import EpochState
 from ..specs.recipe import Recipe, StepHooks
 from .allocator import keep_freed_memory
+from .checkpoint import Checkpoints, rng_state, set_rng_state
 from .data import Dataset, split_training
 from .lr_trace import LRTrace
 from .model import pool_before_activation
@@ -106,10 +107,13 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, trans
     return torch.cat(preds).cpu(), float(loss) / images.shape[0]
 
 
-def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None) -> dict:
+def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None,
+              checkpoints: Checkpoints | None = None) -> dict:
     """Train one (variant, seed) of ``recipe`` and return its outcome: history, final test predictions, status.
 
     ``settings`` is the run's ``RunSettings`` (seed, epochs, batch size, subset, validation, precision).
+    With ``checkpoints``, the run starts from the last epoch a previous, interrupted attempt saved
+    there (if any), and saves its own state after every epoch but the last (see ``checkpoint``).
     """
     emit = on_event or (lambda kind, payload: None)
     if device.type == "cpu":
@@ -145,7 +149,20 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
     trace.record(0, lr.lr)
     history, status, stop_reason = [], "ok", ""
     train_seconds = eval_seconds = 0.0
-    for epoch in range(1, settings.epochs + 1):
+    generators = {"order": order, "augment": aug_gen}
+    saved = checkpoints.load() if checkpoints is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        lr.load_state_dict(saved["lr"])
+        for cb, cb_state in zip(callbacks, saved["callbacks"], strict=True):
+            cb.load_state_dict(cb_state)
+        trace.load_state_dict(saved["trace"])
+        set_rng_state(saved["rng"], generators, device)
+        history, train_seconds, eval_seconds = saved["history"], saved["train_seconds"], saved["eval_seconds"]
+        emit("resume", {"epoch": saved["epoch"], "epochs": settings.epochs})
+    first_epoch = saved["epoch"] + 1 if saved is not None else 1
+    for epoch in range(first_epoch, settings.epochs + 1):
         epoch_lr = lr.lr
         t0 = time.perf_counter()
         perm = recipe.data_order(train_y.numel(), order)
@@ -183,6 +200,11 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
         if state.should_stop:
             stop_reason = state.stop_reason or "a callback asked to stop"
             break
+        if checkpoints is not None and epoch < settings.epochs:
+            checkpoints.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "lr": lr.state_dict(), "callbacks": [cb.state_dict() for cb in callbacks],
+                              "trace": trace.state_dict(), "rng": rng_state(generators, device),
+                              "history": history, "train_seconds": train_seconds, "eval_seconds": eval_seconds})
     if status == "ok" and callbacks:
         for cb in callbacks:
             cb.on_train_end(model)
@@ -196,4 +218,5 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
             "optimizer_class": recipe.optimizer_class().__name__,
             "lr_trace": trace.to_dict(budget.steps_per_epoch),
             "parameters": sum(p.numel() for p in model.parameters()),
+            "resumed_from_epoch": saved["epoch"] if saved is not None else 0,
             "train_images": int(train_y.numel()), "validation_images": int(val_y.numel())}

@@ -26,6 +26,12 @@ class LRTrace:
         self.steps.append(step)
         self.lrs.append(lr)
 
+    def state_dict(self) -> dict:
+        return {"steps": list(self.steps), "lrs": list(self.lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.lrs = list(state["steps"]), list(state["lrs"])
+
     def to_dict(self, steps_per_epoch: int) -> dict:
         steps, lrs = self.steps, self.lrs
         if len(steps) > MAX_POINTS:

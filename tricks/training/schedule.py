@@ -106,6 +106,24 @@ class LRController:
         elif self._warm_only is not None and self.steps <= self.warmup.steps:
             self._warm_only.step()
 
+    def state_dict(self) -> dict:
+        """Everything ``load_state_dict`` needs to continue where this controller is (checkpoints);
+        the optimizer's own state (its current LR included) is saved with the optimizer."""
+        main = self.schedule.scheduler if self.schedule else None
+        return {"steps": self.steps,
+                "main": main.state_dict() if main is not None else None,
+                "per_step": self._per_step.state_dict() if self._per_step not in (None, main) else None,
+                "warm_only": self._warm_only.state_dict() if self._warm_only is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        if state["main"] is not None:
+            self.schedule.scheduler.load_state_dict(state["main"])
+        if state["per_step"] is not None:
+            self._per_step.load_state_dict(state["per_step"])
+        if state["warm_only"] is not None:
+            self._warm_only.load_state_dict(state["warm_only"])
+
     def after_epoch(self, metrics: dict[str, float]) -> None:
         s = self.schedule
         if s is None or s.interval != "epoch":
