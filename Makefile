@@ -34,7 +34,7 @@ REG_OUT   ?= results/ci_profile
 REG_PRECISION ?= $(shell $(PY) -c "import torch; from tricks.running.device import bf16_is_native; print('bf16' if bf16_is_native(torch.device('cpu')) else 'fp32')" 2>/dev/null || echo bf16)
 REG_REF   ?= $(if $(filter fp32,$(REG_PRECISION)),results/reference/ci_profile_fp32.json,results/reference/ci_profile.json)
 
-.PHONY: venv ablation one-at-a-time studies figures test bench bench-short regression regression-update regression-run clean-venv
+.PHONY: venv ablation one-at-a-time studies figures factorial-vs-cumulative test bench bench-short regression regression-update regression-run clean-venv
 
 venv: $(STAMP)
 
@@ -65,6 +65,11 @@ studies: $(STAMP)
 
 figures: $(STAMP)
 	$(PY) -m tricks figures --results $(RESULTS)
+
+# The factorial study's main effects beside the cumulative study's step deltas, from their stored
+# tables (effects.csv, deltas.csv): results/factorial/vs_cumulative.csv and .png. No training.
+factorial-vs-cumulative: $(STAMP)
+	$(PY) benchmarks/factorial_vs_cumulative.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

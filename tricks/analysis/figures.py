@@ -227,3 +227,23 @@ def interaction_plot(tables: list[tuple[str, str, pd.DataFrame]], path: Path) ->
     fig.suptitle("Interactions: parallel lines mean no interaction")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def effects_vs_steps_plot(table: pd.DataFrame, path: Path, labels: tuple[str, str] = ("factorial main effect",
+                                                                                     "cumulative step")) -> Path:
+    """Per trick, its factorial main effect and its cumulative-study step delta, 95% intervals (points)."""
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(table) + 1.4))
+    y = np.arange(len(table))[::-1]
+    for offset, prefix, label, color in ((0.15, "factorial", labels[0], VARIANT_COLOR),
+                                         (-0.15, "step", labels[1], "#ff7f0e")):
+        mid = table["factorial_effect" if prefix == "factorial" else "step_delta"].to_numpy()
+        lo, hi = table[f"{prefix}_ci_low"].to_numpy(), table[f"{prefix}_ci_high"].to_numpy()
+        ax.errorbar(100 * mid, y + offset, xerr=[100 * (mid - lo), 100 * (hi - mid)], fmt="o", color=color,
+                    capsize=3, lw=1.2, label=label)
+    ax.set_yticks(y, [f"{f}\n({v} vs {a})" for f, v, a in zip(table["factor"], table["variant"], table["against"])],
+                  fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(xlabel="effect on micro-F1, points", title="The same tricks in two designs, 95% intervals")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
