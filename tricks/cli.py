@@ -131,12 +131,14 @@ def cmd_ablation(args) -> int:
 
 
 def _import_report_stack_in_background() -> None:
-    """Import the report's modules (pandas, scipy, statsmodels, matplotlib: ~1.5 s) while the study
-    waits on its workers (which are still starting then), not after the last run."""
+    """Import the scoring stack (scikit-learn, needed at the first finished run) and the report's
+    modules (pandas, scipy, statsmodels, matplotlib: ~1.5 s) while the study waits on its workers
+    (which are still starting then), not after the last run."""
     import threading
 
     def work():
         try:
+            import tricks.training.metrics  # noqa: F401
             import tricks.analysis.report  # noqa: F401
         except Exception:   # noqa: BLE001 - the report imports it again and reports any error
             pass

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures as F
+from .render import draw_all
 from ..running.records import run_stem, write_atomic, write_runs_csv
 from .stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, summarize
 from .studydata import StudyData, load_study
@@ -44,33 +45,34 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
         write_atomic(directory / "effects.csv", effects.to_csv(index=False, float_format="%.6g"))
 
     figs = directory / "figures"
-    drawn = []
+    jobs = []   # (figure function, its arguments), the slowest first: see render.draw_all
     if data.records:
         history = data.history()
         present = [v for v in order if v in set(runs["variant"])]
-        drawn.append(F.micro_f1_bars(summary[summary["variant"].isin(present)], runs, data.reference,
-                                     figs / "micro_f1.png"))
+        jobs.append((F.confusion_grid, ({v: data.confusion(v) for v in present}, data.classes,
+                                        figs / "confusion_matrices.png")))
+        jobs.append((F.learning_curves, (history, present, figs / "learning_curves.png")))
+        pcf = data.per_class_f1()
+        if not pcf.empty:
+            jobs.append((F.per_class_heatmap, (pcf, figs / "per_class_f1.png")))
+        if any(r.get("lr_trace") for r in data.records):
+            jobs.append((F.lr_trace, (data.lr_steps(), present, figs / "lr_schedule.png")))
+        else:   # only runs recorded before the per-step trace existed: the LR of each epoch
+            jobs.append((F.lr_schedule, (history, present, figs / "lr_schedule.png")))
+        jobs.append((F.micro_f1_bars, (summary[summary["variant"].isin(present)], runs, data.reference,
+                                       figs / "micro_f1.png")))
         if len(deltas):
-            drawn.append(F.delta_bars(deltas, data.reference, figs / "deltas.png"))
+            jobs.append((F.delta_bars, (deltas, data.reference, figs / "deltas.png")))
         if effects is not None and len(effects):
             from .effects import interaction_means
 
-            drawn.append(F.effects_plot(effects, figs / "effects.png"))
+            jobs.append((F.effects_plot, (effects, figs / "effects.png")))
             inter = effects[effects["kind"] == "interaction"].assign(size=lambda t: t["effect"].abs())
             pairs = [tuple(term.split("*")) for term in inter.sort_values("size", ascending=False)["term"]]
             if pairs:
-                drawn.append(F.interaction_plot([(a, b, interaction_means(runs, design, a, b))
-                                                 for a, b in pairs[:INTERACTION_PAIRS]], figs / "interactions.png"))
-        drawn.append(F.confusion_grid({v: data.confusion(v) for v in present}, data.classes,
-                                      figs / "confusion_matrices.png"))
-        pcf = data.per_class_f1()
-        if not pcf.empty:
-            drawn.append(F.per_class_heatmap(pcf, figs / "per_class_f1.png"))
-        drawn.append(F.learning_curves(history, present, figs / "learning_curves.png"))
-        if any(r.get("lr_trace") for r in data.records):
-            drawn.append(F.lr_trace(data.lr_steps(), present, figs / "lr_schedule.png"))
-        else:   # only runs recorded before the per-step trace existed: the LR of each epoch
-            drawn.append(F.lr_schedule(history, present, figs / "lr_schedule.png"))
+                jobs.append((F.interaction_plot, ([(a, b, interaction_means(runs, design, a, b))
+                                                   for a, b in pairs[:INTERACTION_PAIRS]], figs / "interactions.png")))
+    drawn = draw_all(jobs)
     path = directory / "REPORT.md"
     write_atomic(path, render_markdown(data, summary, deltas, {p.name for p in drawn}, effects))
     return path

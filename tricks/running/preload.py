@@ -1,8 +1,9 @@
 """What every local worker needs before its first run, imported once by the fork server.
 
-The fork server (``forkserver``) imports this module once: torch, the engine, the scoring stack
-(scikit-learn), the built-in tricks, and torch._dynamo, which the first optimizer a process builds
-imports. Spawned one by one instead, every worker paid that itself: about 4.5 s of CPU each here.
+The fork server (``forkserver``) imports this module once: torch, the engine, the built-in tricks,
+and torch._dynamo, which the first optimizer a process builds imports. Spawned one by one instead,
+every worker paid that itself: about 4.5 s of CPU each here. Not scikit-learn: the study driver
+scores the runs (``metrics.score_record``), so the workers never need it.
 
 Nothing here starts threads or touches a GPU, so forking after it is safe (CUDA is initialised in
 each worker, after the fork).
@@ -11,7 +12,7 @@ each worker, after the fork).
 import torch
 
 from ..plugins import load_plugins
-from ..training import engine, metrics  # noqa: F401 - imported for the workers forked after this
+from ..training import engine  # noqa: F401 - imported for the workers forked after this
 
 load_plugins()
 torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)   # imports torch._dynamo (and sympy): 1.3 s

@@ -60,7 +60,10 @@ def run_path(out_dir: Path, stem: str) -> Path:
 
 def make_record(settings, outcome: dict, metrics: dict, dataset: dict, classes: list[str], provenance: dict,
                 wall_seconds: float, finished_at: str) -> dict:
-    """A run record: the settings and their key, the engine's outcome (history, status, ...), scores."""
+    """A run record: the settings and their key, the engine's outcome (history, status, ...), scores.
+
+    ``metrics`` is None while the record is in flight from a worker: the outcome then still holds the
+    test ``predictions``, which the study driver scores before writing (``metrics.score_record``)."""
     return {"schema": SCHEMA, "variant": settings.variant, "seed": settings.seed,
             "settings": settings.to_dict(), "settings_key": settings.key(), **outcome,
             "metrics": metrics, "classes": classes, "wall_seconds": wall_seconds,

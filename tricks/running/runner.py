@@ -1,4 +1,5 @@
-"""One run into one record: build the recipe from the run's settings, train, score, describe.
+"""One run into one record: build the recipe from the run's settings, train, describe (the study
+driver scores the predictions: workers never import scikit-learn).
 
 ``RunContext`` holds what a process keeps between runs (the loaded dataset); each worker process
 makes its own, and an in-process study makes one around the dataset it already loaded, so no state
@@ -32,7 +33,8 @@ class RunContext:
 
 
 def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | None = None) -> dict:
-    """Train one (variant, seed) and return its complete record (not yet written).
+    """Train one (variant, seed) and return its record, not yet scored nor written: it carries the
+    final test ``predictions``, which the study driver turns into ``metrics`` (``metrics.score_record``).
 
     ``executor`` describes where it ran (kind, and for Ray its version and node), for provenance.
     A run resumed from a checkpoint says so (``resumed_from_epoch``); its ``wall_seconds`` are this
@@ -43,7 +45,6 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
     from ..specs.recipe import build_recipe
     from ..training.checkpoint import Checkpoints, checkpoint_path
     from ..training.engine import train_run
-    from ..training.metrics import score
     from .provenance import provenance
     from .records import make_record
 
@@ -59,8 +60,6 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
     checkpoints = Checkpoints(checkpoint_path(ctx.checkpoint_dir, settings.stem), settings.key()) \
         if ctx.checkpoint_dir else None
     out = train_run(recipe, settings, dataset, device, emit, checkpoints)
-    preds = out.pop("predictions")
-    metrics = score(dataset.test_y.tolist(), preds, dataset.classes)
     prov = {**provenance(device), "executor": executor or {"kind": "local"}}
-    return make_record(settings, out, metrics, dataset.describe(), dataset.classes, prov,
+    return make_record(settings, out, None, dataset.describe(), dataset.classes, prov,
                        wall_seconds=time.perf_counter() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

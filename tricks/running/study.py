@@ -96,6 +96,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
         if local is not None:
             local.data_ready(dataset)
         runs = plan(opts, opts.source.kind, dataset.checksum)
+        test_labels = dataset.test_y.tolist()   # the driver scores every run's predictions
         split_training(dataset.train_y, runs[0].validation, runs[0].train_subset)   # sizes checked before any run
         _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
         with DirectoryLock(out_dir):
@@ -116,7 +117,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
                 if todo:
                     if on_wait is not None and isinstance(executor, LocalExecutor) and not executor.in_process:
                         on_wait()
-                    _execute(executor, todo, runs, opts, outcome)
+                    _execute(executor, todo, runs, opts, outcome, test_labels)
             finally:
                 signal.signal(signal.SIGTERM, old_term)
                 _refresh_runs_csv(out_dir, runs)
@@ -141,11 +142,14 @@ def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:
 
 
 def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: StudyOptions,
-             outcome: StudyOutcome) -> None:
+             outcome: StudyOutcome, test_labels: list[int]) -> None:
+    from ..training.metrics import score_record
+
     progress = Progress(len(todo), opts.progress)
 
     def record(job: RunSettings, rec: dict) -> None:
-        write_json(run_path(opts.out_dir, job.stem), rec)     # the driver writes; atomically
+        rec = score_record(rec, test_labels)                  # the driver scores ...
+        write_json(run_path(opts.out_dir, job.stem), rec)     # ... and writes; atomically
         discard(Path(opts.out_dir) / CHECKPOINTS_DIR, job.stem)  # only now: the record is safe
         outcome.finished.append(job.stem)
         progress.finished(job.stem, rec["status"])
