@@ -97,6 +97,24 @@ def test_normalized_training_inputs_have_mean_0_std_1_per_channel():
     assert torch.allclose(x.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
 
 
+def test_channel_stats_from_histograms_match_the_float_sum_in_float32():
+    """The histogram formula gives the float32 constants the float64 sum over every pixel gave, so
+    runs stored before it are reproduced bit for bit (the engine uses the constants in float32)."""
+    from tricks.plugins.normalize import channel_stats
+
+    g = torch.Generator().manual_seed(1)
+    for n, size in ((1000, 32), (777, 32), (64, 5)):
+        imgs = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+        imgs[:, 2] //= 7
+        x = imgs.to(torch.float64) / 255.0
+        ref_mean = x.mean(dim=(0, 2, 3))
+        ref_std = ((x * x).mean(dim=(0, 2, 3)) - ref_mean * ref_mean).sqrt()
+        mean, std = channel_stats(imgs)
+        assert mean.dtype == torch.float64 and mean.shape == (3,)
+        assert torch.equal(mean.float(), ref_mean.float()) and torch.equal(std.float(), ref_std.float())
+        assert torch.allclose(mean, ref_mean, rtol=0, atol=1e-14)
+
+
 def test_baseline_inputs_stay_in_0_1():
     x = torch.rand(4, 3, 32, 32)
     assert torch.equal(recipe().input_transform(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))(x), x)

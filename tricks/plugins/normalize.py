@@ -19,18 +19,19 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (population) std of uint8 NCHW images scaled to [0, 1], in float64."""
-    c = images.shape[1]
-    s = torch.zeros(c, dtype=torch.float64)
-    ss = torch.zeros(c, dtype=torch.float64)
-    for i in range(0, images.shape[0], chunk):
-        x = images[i:i + chunk].to(torch.float64) / 255.0
-        s += x.sum(dim=(0, 2, 3))
-        ss += (x * x).sum(dim=(0, 2, 3))
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (population) std of uint8 NCHW images scaled to [0, 1], in float64.
+
+    From each channel's histogram of the 256 byte values: its sums are exact integers, and it takes
+    0.24 s for the 50,000 training images on one thread where summing them as floats took 3.2 s
+    (once per run). The float32 constants the transform uses are the same as that float sum's
+    (checked on the real data's splits and in tests/test_tricks.py)."""
     n = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = s / n
-    std = (ss / n - mean * mean).clamp_min(0).sqrt()
+    counts = torch.stack([torch.bincount(images[:, k].reshape(-1), minlength=256)
+                          for k in range(images.shape[1])]).to(torch.float64)   # channels x 256
+    values = torch.arange(256, dtype=torch.float64)
+    mean = counts @ values / (255.0 * n)
+    std = (counts @ (values * values) / (255.0 * 255.0 * n) - mean * mean).clamp_min(0).sqrt()
     return mean, std
 
 
