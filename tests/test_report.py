@@ -109,3 +109,12 @@ def test_regeneration_is_byte_identical(study):
     second = {p.name: p.read_bytes() for p in [*(study / "figures").iterdir(), study / "REPORT.md",
                                                study / "summary.csv", study / "deltas.csv"]}
     assert first == second
+
+
+def test_learning_curves_compare_the_nll_whatever_each_variant_trained_on():
+    from tricks.analysis.figures import training_nll
+
+    h = pd.DataFrame({"variant": ["a", "a", "mse"], "train_loss": [2.0, 1.5, 0.3],
+                      "train_nll": [None, None, 1.7]})
+    assert training_nll(h).tolist() == [2.0, 1.5, 1.7]
+    assert training_nll(h.drop(columns="train_nll")).tolist() == [2.0, 1.5, 0.3]

@@ -136,14 +136,23 @@ def per_class_heatmap(table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def training_nll(history: pd.DataFrame) -> pd.Series:
+    """Each epoch's mean training NLL: ``train_nll`` where a trick trained on another objective
+    (squared error, label smoothing, an L1 term), else ``train_loss``, which is then the NLL."""
+    if "train_nll" not in history:
+        return history["train_loss"]
+    return history["train_nll"].fillna(history["train_loss"])
+
+
 def learning_curves(history: pd.DataFrame, order: Sequence[str], path: Path) -> Path:
-    """Test accuracy and training loss per epoch: mean over seeds, band = min..max over seeds."""
+    """Test accuracy and training NLL per epoch: mean over seeds, band = min..max over seeds."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.3))
+    history = history.assign(nll=training_nll(history))   # comparable across objectives
     for color, v in zip(_palette(len(order)), order):
         h = history[history["variant"] == v]
         if h.empty:
             continue
-        for ax, col in ((a1, "test_accuracy"), (a2, "train_loss")):
+        for ax, col in ((a1, "test_accuracy"), (a2, "nll")):
             g = h.groupby("epoch")[col]
             mean, lo, hi = g.mean(), g.min(), g.max()
             ax.plot(mean.index, mean.values, marker="o", ms=3, color=color, label=v)
@@ -154,7 +163,7 @@ def learning_curves(history: pd.DataFrame, order: Sequence[str], path: Path) -> 
     validated = "val_accuracy" in history and history["val_accuracy"].notna().any()
     a1.set(xlabel="epoch", ylabel="accuracy" if validated else "test accuracy",
            title="Test accuracy after each epoch" + (" (dashed: validation)" if validated else ""))
-    a2.set(xlabel="epoch", ylabel="mean training NLL", title="Training loss per epoch")
+    a2.set(xlabel="epoch", ylabel="mean training NLL", title="Training NLL per epoch (whatever the objective)")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
