@@ -197,8 +197,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
              f"- code: git {', '.join(_revisions(recs)) or 'unknown'}; engine version {', '.join(engines) or '?'} "
              "(part of every run's settings: runs from another engine version are trained again, never mixed)",
              f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"
-             + (f"; elapsed from the first run's start to the last run's end: {elapsed:.1f} min "
-                f"({finished[0]} to {finished[-1]})" if finished else ""), ""]
+             + (f"; elapsed from the first run's start to the last run's end: {elapsed:.1f} min, any pauses "
+                f"between invocations included (runs finished from {finished[0]} to {finished[-1]})"
+                if finished else ""), ""]
     design = m["spec"].get("design")
     if design:
         lines += ["## Design", "",
