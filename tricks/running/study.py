@@ -146,22 +146,24 @@ def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: S
     from ..training.metrics import score_record
 
     progress = Progress(len(todo), opts.progress)
+    checkpoints = Path(opts.out_dir) / CHECKPOINTS_DIR
 
     def record(job: RunSettings, rec: dict) -> None:
         rec = score_record(rec, test_labels)                  # the driver scores ...
         write_json(run_path(opts.out_dir, job.stem), rec)     # ... and writes; atomically
-        discard(Path(opts.out_dir) / CHECKPOINTS_DIR, job.stem)  # only now: the record is safe
+        discard(checkpoints, job.stem)                         # only now: the record is safe
         outcome.finished.append(job.stem)
         progress.finished(job.stem, rec["status"])
         _refresh_runs_csv(Path(opts.out_dir), runs)
 
     def failure(job: RunSettings, reason: str, tb: str | None) -> None:
         outcome.failed[job.stem] = reason
-        if reason != CRASHED:   # a bug: its next attempt starts afresh; a crashed run resumes
-            discard(Path(opts.out_dir) / CHECKPOINTS_DIR, job.stem)
+        crashed = CRASHED in reason   # the local pool reports CRASHED, Ray CRASHED plus the error
+        if not crashed:   # a bug: its next attempt starts afresh; a crashed run resumes
+            discard(checkpoints, job.stem)
         if tb:
             outcome.tracebacks[job.stem] = tb
-        progress.finished(job.stem, "crashed" if "worker process died" in reason else "failed")
+        progress.finished(job.stem, "crashed" if crashed else "failed")
 
     try:
         executor.run(todo, JobSink(record, failure, progress.event, progress.started))

@@ -17,8 +17,7 @@ written, so the study driver can name and delete checkpoints without it.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,17 +57,11 @@ class Checkpoints:
     def save(self, state: dict) -> None:
         import torch
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({**state, "format": FORMAT, "key": self.key, "torch": torch.__version__}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from ..running.records import write_atomic
+
+        buf = io.BytesIO()
+        torch.save({**state, "format": FORMAT, "key": self.key, "torch": torch.__version__}, buf)
+        write_atomic(self.path, buf.getvalue())
 
 
 def discard(directory: str | Path | None, stem: str) -> None:
