@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tricks.analysis.effects import coded, effects, estimable
+from tricks.analysis.effects import EFFECT_COLUMNS, NOT_ESTIMABLE, coded, effects, estimable
+from tricks.analysis.report import effect_findings
 from tricks.specs.designs import Factor, generate
 
 from .conftest import REPO, write_fake_study
@@ -41,6 +42,38 @@ def test_effects_recover_known_main_effects_and_an_interaction_within_their_inte
     assert inter["ci_low"] <= TRUE_F0_F2 <= inter["ci_high"] and inter["verdict"] == "improvement"
     assert inter["aliases"] == "f1*f4"          # the resolution-IV design cannot tell these two apart
     assert (e["kind"] == "main").sum() == 6 and (e["kind"] == "interaction").sum() == 7
+
+
+def test_a_partial_study_reports_no_effects_rather_than_arbitrary_ones():
+    # One seed of a 16-variant resolution-IV design with 6 variants missing, as in a study stopped early:
+    # 10 runs cannot pin down 14 coefficients, so least squares would return one of many solutions.
+    d = generate("fractional", [Factor(f"f{i}", ()) for i in range(6)], resolution=4).to_dict()
+    runs = synthetic(d, seeds=(0,))
+    e = effects(runs[runs["variant"].isin(sorted(runs["variant"])[:10])], d)
+    assert list(e.columns) == EFFECT_COLUMNS and len(e) == 13
+    assert e["effect"].isna().all() and e["p_holm"].isna().all() and (e["verdict"] == NOT_ESTIMABLE).all()
+    assert effect_findings(e) == ["Effects: not estimable yet; the finished runs do not cover the design "
+                                  "(see Missing runs)."]
+    # The whole design in one seed is enough: 16 runs, 14 coefficients, estimates with intervals.
+    full = effects(runs, d)
+    assert full["effect"].notna().all() and (full["verdict"] != NOT_ESTIMABLE).all()
+
+
+def test_effect_findings_name_the_effects_beyond_noise_with_their_aliases():
+    e = pd.DataFrame([["a", "main", 0.03, 0.02, 0.04, 1e-4, 1e-3, "improvement", ""],
+                      ["b", "main", -0.02, -0.03, -0.01, 1e-3, 4e-3, "regression", ""],
+                      ["c", "main", 0.001, -0.004, 0.006, 0.6, 1.0, "within noise", ""],
+                      ["a*b", "interaction", 0.011, 0.004, 0.018, 2e-3, 6e-3, "improvement", "c*d"],
+                      ["a*c", "interaction", 0.002, -0.003, 0.007, 0.4, 1.0, "within noise", ""]],
+                     columns=EFFECT_COLUMNS)
+    assert effect_findings(e) == [
+        "Main effects beyond seed noise (Holm over the 5 effects): **a** +3.00 pts [+2.00, +4.00]; "
+        "**b** -2.00 pts [-3.00, -1.00].",
+        "Main effects within noise: c (+0.10 pts).",
+        "Two-factor interactions beyond seed noise (Holm over the 5 effects): **a*b** +1.10 pts [+0.40, +1.80] "
+        "(aliased with `c*d`).",
+        "Two-factor interactions within noise: a*c (+0.20 pts)."]
+    assert effect_findings(None) == []
 
 
 def test_a_full_factorial_estimates_every_two_factor_interaction_without_aliases():

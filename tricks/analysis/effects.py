@@ -22,6 +22,10 @@ import pandas as pd
 
 from .stats import ALPHA, IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, holm
 
+# The verdict of every term while the finished runs do not pin down the model (variants missing from
+# every seed, as in a partial study): least squares would return one of infinitely many solutions.
+NOT_ESTIMABLE = "not estimable: missing runs"
+
 EFFECT_COLUMNS = ["term", "kind", "effect", "ci_low", "ci_high", "p", "p_holm", "verdict", "aliases"]
 
 
@@ -65,7 +69,9 @@ def term_name(term: tuple[int, ...], names: list[str]) -> str:
 
 
 def effects(runs: pd.DataFrame, design: dict, metric: str = "micro_f1", confidence: float = 0.95) -> pd.DataFrame:
-    """One row per estimable main effect and two-factor interaction (see the module docstring)."""
+    """One row per estimable main effect and two-factor interaction (see the module docstring). Where the
+    finished runs cannot separate the terms (a rank-deficient model matrix), every row is NaN with the
+    verdict ``NOT_ESTIMABLE``: a partial study reports no effects rather than arbitrary ones."""
     import statsmodels.api as sm
 
     names, rows = coded(design)
@@ -81,6 +87,14 @@ def effects(runs: pd.DataFrame, design: dict, metric: str = "micro_f1", confiden
     X = np.column_stack(columns)
     y = ok[metric].to_numpy(dtype=float)
     first = 1 + len(blocks)
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        out = pd.DataFrame({"term": [term_name(t, names) for t in terms],
+                            "kind": ["main" if len(t) == 1 else "interaction" for t in terms],
+                            "aliases": [" = ".join(aliases[t]) for t in terms]})
+        for c in ("effect", "ci_low", "ci_high", "p", "p_holm"):
+            out[c] = math.nan
+        out["verdict"] = NOT_ESTIMABLE
+        return out[EFFECT_COLUMNS]
     if len(y) <= X.shape[1]:     # no residual degrees of freedom: estimates without intervals
         beta = np.linalg.lstsq(X, y, rcond=None)[0]
         ci = np.full((X.shape[1], 2), math.nan)

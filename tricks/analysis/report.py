@@ -63,7 +63,7 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
                                        figs / "micro_f1.png")))
         if len(deltas):
             jobs.append((F.delta_bars, (deltas, data.reference, figs / "deltas.png")))
-        if effects is not None and len(effects):
+        if effects is not None and effects["effect"].notna().any():
             from .effects import interaction_means
 
             jobs.append((F.effects_plot, (effects, figs / "effects.png")))
@@ -115,6 +115,32 @@ def _rel(path: str, directory: Path) -> str:
         return str(p.relative_to(directory))
     except ValueError:
         return str(p)
+
+
+def effect_findings(effects: pd.DataFrame | None) -> list[str]:
+    """Sentences generated from the effects table of a factorial or fractional design."""
+    from .effects import NOT_ESTIMABLE
+
+    if effects is None or not len(effects):
+        return []
+    if (effects["verdict"] == NOT_ESTIMABLE).all():
+        return ["Effects: not estimable yet; the finished runs do not cover the design (see Missing runs)."]
+
+    def items(rows: pd.DataFrame) -> str:
+        return "; ".join(f"**{r.term}** {_pct(r.effect, True)} pts [{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]"
+                         + (f" (aliased with `{r.aliases}`)" if r.aliases else "") for r in rows.itertuples())
+
+    out = []
+    for kind, label in (("main", "Main effects"), ("interaction", "Two-factor interactions")):
+        rows = effects[effects["kind"] == kind]
+        beyond = rows[rows["verdict"].isin([IMPROVEMENT, REGRESSION])].sort_values("effect", ascending=False)
+        noise = rows[rows["verdict"] == NOISE]
+        if len(beyond):
+            out.append(f"{label} beyond seed noise (Holm over the {len(effects)} effects): {items(beyond)}.")
+        if len(noise):
+            out.append(f"{label} within noise: " + ", ".join(f"{r.term} ({_pct(r.effect, True)} pts)"
+                                                             for r in noise.itertuples()) + ".")
+    return out
 
 
 def findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame) -> list[str]:
@@ -232,7 +258,7 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
     if diverged:
         lines += ["## Diverged runs", "", *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason', '')}"
                                             for r in diverged], ""]
-    lines += ["## Findings", "", *[f"- {f}" for f in findings(data, summary, deltas)], "",
+    lines += ["## Findings", "", *[f"- {f}" for f in effect_findings(effects) + findings(data, summary, deltas)], "",
               f"Verdicts: the family is every comparison in the table below ({len(deltas)}); a delta is an "
               "improvement or a regression when its paired t-test p-value, Holm-adjusted over that family, is "
               "below 0.05; otherwise it is within noise. The 95% t-intervals are per comparison (not adjusted) "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+# A run's bar: "{n}" is a fractional epoch count, printed with one decimal (not 1.3836317135549872/10).
+EPOCH_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]"
+
+
 class Progress:
     """Fed with ``event(worker, stem, kind, payload)`` from the runs and ``finished(stem, status)``."""
 
@@ -22,8 +26,9 @@ class Progress:
         if kind == "start":
             bar = self.bars.get(worker)
             if bar is None:
+                # Within an epoch the count is fractional (steps / steps per epoch): one decimal.
                 bar = self.tqdm(desc=stem, total=p["epochs"], unit="epoch", position=len(self.bars) + 1,
-                                leave=False)
+                                leave=False, bar_format=EPOCH_BAR)
                 self.bars[worker] = bar
             bar.reset(total=p["epochs"])
             bar.set_description(stem)
