@@ -34,6 +34,7 @@ def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, 
     assert all(float(r["accuracy"]) == float(r["micro_f1"]) for r in rows)
     rec = json.loads((out / "runs" / "baseline__seed0.json").read_text())
     assert set(rec["provenance"]) >= {"git", "packages", "device", "cpu", "python"}
+    assert rec["provenance"]["denormals"] == "flushed"      # CPU runs flush subnormals (engine.FLUSH_DENORMALS)
     assert rec["dataset"]["sha256"] and rec["settings"]["seed"] == 0 and rec["wall_seconds"] > 0
     import torch
 

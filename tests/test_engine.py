@@ -41,6 +41,13 @@ def test_same_seed_twice_gives_identical_results(tiny):
     assert strip(a) != strip(c)
 
 
+def test_a_cpu_run_flushes_subnormals_and_says_so(tiny):
+    r = train(settings(tiny, epochs=1), tiny, torch.device("cpu"))
+    assert r["denormals"] == "flushed"
+    # 1e-39 is subnormal in fp32: in flush-to-zero mode any arithmetic on it gives 0
+    assert torch.tensor([1e-39]).mul(1.0).item() == 0.0
+
+
 def test_history_records_lr_per_epoch_and_learning_happens(tiny):
     r = train(settings(tiny, ({"name": "normalize_inputs"}, {"name": "exp_lr", "lr": 2e-3, "gamma": 0.8}),
                            epochs=4), tiny, torch.device("cpu"))

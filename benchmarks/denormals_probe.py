@@ -1,0 +1,140 @@
+"""Subnormal ("denormal") floats in a run's state, and what flushing them to zero changes.
+
+    python benchmarks/denormals_probe.py CHECKPOINT --spec benchmarks/factorial.toml \
+        --data-dir ~/.cache/backprop-tricks/cifar10-jpeg [--steps 200]
+
+Weight decay with Adam drives the weights of dead units, and Adam's moments of their zero gradients,
+into the subnormal range (|x| < 1.18e-38 in fp32). Some x86 CPUs take a microcode assist on every
+arithmetic operation with a subnormal operand; a run in that state can train several times slower.
+This probe starts from one run's per-epoch checkpoint (``<results>/checkpoints/<variant>__seed<k>.pt``),
+counts the subnormals in it, then trains ``--steps`` steps of that run twice, side by side in fresh
+1-thread processes, on the same batches and dropout masks: once as the engine does by default, once
+with ``torch.set_flush_denormal(True)`` (flush-to-zero and denormals-are-zero). It prints the
+speed ratio and what differs afterwards: weights and optimizer state (bit for bit, and the largest
+absolute difference) and the test-set predictions. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TINY = 1.1754943508222875e-38   # smallest positive normal fp32; nonzero values below it are subnormal
+
+
+def subnormals(state) -> tuple[int, int]:
+    """(subnormal fp32 entries, all fp32 entries) in a nested state (dicts, lists, tensors)."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        if state.dtype != torch.float32:
+            return 0, 0
+        a = state.abs()
+        return int(((a > 0) & (a < TINY)).sum()), state.numel()
+    pairs = [subnormals(v) for v in (state.values() if isinstance(state, dict) else
+                                     state if isinstance(state, (list, tuple)) else [])]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+
+def child(args) -> int:
+    """Train ``steps`` steps from the checkpoint in this process; save the state and predictions."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(args.flush)
+    from tricks.plugins import load_plugins
+    from tricks.specs.recipe import build_recipe
+    from tricks.training.data import DataSource, load_dataset
+    from tricks.training.engine import DROPOUT_SEED_OFFSET, MEMORY_FORMAT, evaluate, train_one_epoch
+    from tricks.training.model import pool_before_activation
+
+    study = json.loads(Path(args.study).read_text())
+    variant = next(v for v in study["spec"]["variants"] if v["name"] == args.variant)
+    load_plugins(study["spec"].get("imports", []))
+    recipe = build_recipe(variant["name"], variant["tricks"])
+    data = load_dataset(DataSource("imagefolder", args.data_dir), progress=False)
+    saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = pool_before_activation(recipe.model(args.seed, len(data.classes))).to(memory_format=MEMORY_FORMAT)
+    model.load_state_dict(saved["model"])
+    optimizer = recipe.optimizer(model)
+    optimizer.load_state_dict(saved["optimizer"])
+    transform = recipe.input_transform(data.train_x)
+    order = torch.randperm(data.train_y.numel(), generator=torch.Generator().manual_seed(args.seed))
+    order = order[:args.steps * 64]
+    torch.manual_seed(args.seed + DROPOUT_SEED_OFFSET)
+    t0 = time.perf_counter()
+    train_one_epoch(model, optimizer, data.train_x, data.train_y, transform, 64, order, "fp32",
+                    recipe.step_hooks())
+    seconds = time.perf_counter() - t0
+    preds, _ = evaluate(model, data.test_x, data.test_y, transform, "fp32")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "preds": preds,
+                "seconds": seconds}, args.out)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--spec", type=Path, default=None, help="unused; the study.json beside the checkpoint is read")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--steps", type=int, default=200, help="training steps per mode (64-image batches)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--flush", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--study", help=argparse.SUPPRESS)
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    import torch
+
+    stem = args.checkpoint.stem
+    variant, seed = stem.rsplit("__seed", 1)
+    study = args.checkpoint.resolve().parent.parent / "study.json"
+    saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    for part in ("model", "optimizer"):
+        n, total = subnormals(saved[part])
+        print(f"checkpoint {stem} (after epoch {saved['epoch']}): {part}: {n} subnormal of {total} fp32 values")
+    outs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("keep", "flush", "keep", "flush"):   # interleaved: the machine's speed drifts
+            out = Path(tmp) / f"{mode}.pt"
+            cmd = [sys.executable, __file__, str(args.checkpoint), "--child", "--data-dir", args.data_dir,
+                   "--steps", str(args.steps), "--study", str(study), "--variant", variant, "--seed", seed,
+                   "--out", str(out)] + (["--flush"] if mode == "flush" else [])
+            subprocess.run(cmd, check=True, cwd=REPO)
+            r = torch.load(out, weights_only=False)
+            outs.setdefault(mode, []).append(r)
+            print(f"  {mode:5s}: {args.steps} steps in {r['seconds']:.1f} s")
+    keep, flush = outs["keep"][0], outs["flush"][0]
+    ratio = min(r["seconds"] for r in outs["keep"]) / min(r["seconds"] for r in outs["flush"])
+    print(f"speed, flushing subnormals vs keeping them: {ratio:.2f}x (best of 2 each)")
+    for part in ("model", "optimizer"):
+        a, b = keep[part], flush[part]
+        flat_a = a if part == "model" else {f"{k}/{n}": t for k, s in a["state"].items() for n, t in s.items()
+                                            if isinstance(t, torch.Tensor) and t.dtype == torch.float32}
+        flat_b = b if part == "model" else {f"{k}/{n}": t for k, s in b["state"].items() for n, t in s.items()
+                                            if isinstance(t, torch.Tensor) and t.dtype == torch.float32}
+        differ = [k for k in flat_a if not torch.equal(flat_a[k], flat_b[k])]
+        worst = max(((flat_a[k] - flat_b[k]).abs().max().item() for k in flat_a), default=0.0)
+        n_keep = subnormals(a)[0]
+        print(f"{part}: {len(differ)} of {len(flat_a)} tensors differ, largest absolute difference {worst:.3g}; "
+              f"{n_keep} subnormal values when kept, {subnormals(b)[0]} when flushed")
+    same = int((keep["preds"] == flush["preds"]).sum())
+    print(f"test predictions identical for {same} of {keep['preds'].numel()} images; "
+          f"the two kept runs identical: {torch.equal(outs['keep'][0]['preds'], outs['keep'][1]['preds'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
