@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 # A run's bar: "{n}" is a fractional epoch count, printed with one decimal (not 1.3836317135549872/10).
-EPOCH_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]"
+EPOCH_BAR = "{l_bar}{bar}| {n:.1f}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]"
 
 
 class Progress:
