@@ -1,17 +1,19 @@
 """Subnormal ("denormal") floats in a run's state, and what flushing them to zero changes.
 
-    python benchmarks/denormals_probe.py CHECKPOINT --spec benchmarks/factorial.toml \
-        --data-dir ~/.cache/backprop-tricks/cifar10-jpeg [--steps 200]
+    python benchmarks/denormals_probe.py CHECKPOINT --data-dir ~/.cache/backprop-tricks/cifar10-jpeg [--steps 200]
+
+CHECKPOINT is ``<results>/checkpoints/<variant>__seed<k>.pt``; the variant's tricks are read from the
+``study.json`` of that results directory.
 
 Weight decay with Adam drives the weights of dead units, and Adam's moments of their zero gradients,
 into the subnormal range (|x| < 1.18e-38 in fp32). Some x86 CPUs take a microcode assist on every
 arithmetic operation with a subnormal operand; a run in that state can train several times slower.
-This probe starts from one run's per-epoch checkpoint (``<results>/checkpoints/<variant>__seed<k>.pt``),
-counts the subnormals in it, then trains ``--steps`` steps of that run twice, side by side in fresh
-1-thread processes, on the same batches and dropout masks: once as the engine does by default, once
-with ``torch.set_flush_denormal(True)`` (flush-to-zero and denormals-are-zero). It prints the
-speed ratio and what differs afterwards: weights and optimizer state (bit for bit, and the largest
-absolute difference) and the test-set predictions. Writes nothing.
+This probe starts from one run's per-epoch checkpoint, counts the subnormals in it, then trains
+``--steps`` steps of that run twice, side by side in fresh 1-thread processes, on the same batches and
+dropout masks: once keeping subnormals (the engine before ``FLUSH_DENORMALS``), once with
+``torch.set_flush_denormal(True)`` (flush-to-zero and denormals-are-zero, as the engine trains on CPU
+now). It prints the speed ratio and what differs afterwards: weights and optimizer state (bit for
+bit, and the largest absolute difference) and the test-set predictions. Writes nothing.
 """
 
 from __future__ import annotations
@@ -83,7 +85,6 @@ def child(args) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--spec", type=Path, default=None, help="unused; the study.json beside the checkpoint is read")
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--steps", type=int, default=200, help="training steps per mode (64-image batches)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
