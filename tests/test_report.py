@@ -118,3 +118,17 @@ def test_learning_curves_compare_the_nll_whatever_each_variant_trained_on():
                       "train_nll": [None, None, 1.7]})
     assert training_nll(h).tolist() == [2.0, 1.5, 1.7]
     assert training_nll(h.drop(columns="train_nll")).tolist() == [2.0, 1.5, 0.3]
+
+
+def test_the_report_names_each_cpu_and_how_many_runs_flushed_subnormals(tmp_path):
+    from tricks.running.records import run_path, write_json
+
+    out = write_fake_study(tmp_path / "s", {("baseline", 0): 0.4, ("baseline", 1): 0.42, ("norm", 0): 0.46,
+                                            ("norm", 1): 0.47}, [("baseline", None), ("norm", "baseline")], [0, 1])
+    for stem, cpu, denormals in (("baseline__seed1", "Intel Xeon", "flushed"), ("norm__seed1", "Intel Xeon", "kept")):
+        rec = json.loads(run_path(out, stem).read_text())
+        rec["provenance"].update(cpu=cpu, denormals=denormals)
+        write_json(run_path(out, stem), rec)
+    line = next(x for x in build_report(out).read_text().splitlines() if x.startswith("- device:"))
+    assert "CPU: test (2 runs), Intel Xeon (2 runs);" in line
+    assert "subnormal floats flushed to zero in 1 of 4 runs" in line

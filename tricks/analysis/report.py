@@ -117,6 +117,26 @@ def _rel(path: str, directory: Path) -> str:
         return str(p)
 
 
+def _cpus(recs: list[dict]) -> list[str]:
+    """Each CPU model the runs trained on, with its run count where there is more than one."""
+    counts: dict[str, int] = {}
+    for r in recs:
+        cpu = (r.get("provenance") or {}).get("cpu", "?")
+        counts[cpu] = counts.get(cpu, 0) + 1
+    return list(counts) if len(counts) < 2 else [f"{c} ({n} runs)" for c, n in counts.items()]
+
+
+def _denormals(recs: list[dict]) -> str:
+    """How the CPU runs treated subnormal floats (engine.FLUSH_DENORMALS), when any record says."""
+    said = [p["denormals"] for p in ((r.get("provenance") or {}) for r in recs) if "denormals" in p]
+    if not said:
+        return ""
+    flushed = said.count("flushed")
+    return (f"; subnormal floats flushed to zero in {flushed} of {len(recs)} runs (the others kept them; "
+            "see README, 'Subnormals flushed to zero')" if flushed < len(recs) else
+            "; subnormal floats flushed to zero")
+
+
 def effect_findings(effects: pd.DataFrame | None) -> list[str]:
     """Sentences generated from the effects table of a factorial or fractional design."""
     from .effects import NOT_ESTIMABLE
@@ -218,8 +238,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
                 "and metric-driven schedules; final metrics are on the test split)" if m.get("validation") else ""),
              f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
              f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
-             f"- device: {', '.join(devices) or 'n/a'}; CPU: {prov.get('cpu', 'n/a')}; "
-             f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}",
+             f"- device: {', '.join(devices) or 'n/a'}; CPU: {', '.join(_cpus(recs)) or 'n/a'}; "
+             f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}"
+             + _denormals(recs),
              f"- code: git {', '.join(_revisions(recs)) or 'unknown'}; engine version {', '.join(engines) or '?'} "
              "(part of every run's settings: runs from another engine version are trained again, never mixed)",
              f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"

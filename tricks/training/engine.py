@@ -32,7 +32,6 @@ EVAL_BATCH = 250
 # CPU (measured: 1.4x per training step at batch 64, 2x for evaluation; benchmarks/throughput.py).
 MEMORY_FORMAT = torch.channels_last
 PROGRESS_EVERY = 50        # training steps between progress events
-# Offsets that give each random stream of a run its own seed (seed k: init k, data order k, ...).
 # Subnormal floats (|x| < 1.2e-38) flushed to zero on CPU (FTZ/DAZ, torch.set_flush_denormal). Weight
 # decay with Adam drives dead units' weights and Adam's moments of their zero gradients into that range,
 # where some x86 CPUs take a microcode assist per operation: a run on this project's Intel machine
@@ -40,6 +39,7 @@ PROGRESS_EVERY = 50        # training steps between progress events
 # flushed, left the same test predictions on all 10,000 images, and weights differing by at most
 # 6e-31 (benchmarks/denormals_probe.py). Recorded in each run's provenance ("denormals").
 FLUSH_DENORMALS = True
+# Offsets that give each random stream of a run its own seed (seed k: init k, data order k, ...).
 DROPOUT_SEED_OFFSET = 1_000_003     # the global RNG: dropout masks
 AUGMENT_SEED_OFFSET = 2_000_003     # the run's augmentation generator, on the training device
 
