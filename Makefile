@@ -7,6 +7,7 @@
 #   make bench      throughput levers and short studies, side by side (benchmarks/; writes results/bench/)
 #   make bench-short  only the short studies, whole processes (AGAINST=REV: also time revision REV)
 # Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET VALIDATION WORKERS EXECUTOR RAY_ADDRESS DEVICE PRECISION OUT RESULTS
+# (make studies: STUDIES STUDIES_PRECISION)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -55,11 +56,14 @@ one-at-a-time: $(STAMP)
 # one core on the 2-core machine: about 2.2 h (lr_schedules), 1.5 h (lecun_lecture) and 2.4 h
 # (factorial) on 2 cores. Needs DATASET/DATA_DIR like ablation.
 STUDIES ?= lr_schedules lecun_lecture factorial
+# fp32, whatever the hardware: the committed follow-up studies are fp32, and precision is part of every
+# run's settings key, so `auto` on a machine with native bf16 would train every stored run again.
+STUDIES_PRECISION ?= fp32
 studies: $(STAMP)
 	@for s in $(STUDIES); do \
 	  echo "== $$s"; \
 	  $(PY) -m tricks ablation --spec benchmarks/$$s.toml --dataset $(DATASET) --device $(DEVICE) \
-	    --precision $(PRECISION) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
+	    --precision $(STUDIES_PRECISION) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
 	    || exit $$?; \
 	done
 
