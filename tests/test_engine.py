@@ -41,11 +41,15 @@ def test_same_seed_twice_gives_identical_results(tiny):
     assert strip(a) != strip(c)
 
 
-def test_a_cpu_run_flushes_subnormals_and_says_so(tiny):
-    r = train(settings(tiny, epochs=1), tiny, torch.device("cpu"))
-    assert r["denormals"] == "flushed"
+def test_a_cpu_run_flushes_subnormals_while_it_trains_and_restores_the_mode(tiny):
     # 1e-39 is subnormal in fp32: in flush-to-zero mode any arithmetic on it gives 0
-    assert torch.tensor([1e-39]).mul(1.0).item() == 0.0
+    seen = []
+    s = settings(tiny, epochs=1)
+    r = train_run(build_recipe(s.variant, s.tricks), s, tiny, torch.device("cpu"),
+                  on_event=lambda kind, p: seen.append(torch.tensor([1e-39]).mul(1.0).item()))
+    assert r["denormals"] == "flushed"
+    assert seen and all(v == 0.0 for v in seen)
+    assert torch.tensor([1e-39]).mul(1.0).item() > 0.0    # the caller's IEEE mode is back
 
 
 def test_history_records_lr_per_epoch_and_learning_happens(tiny):

@@ -37,7 +37,8 @@ PROGRESS_EVERY = 50        # training steps between progress events
 # where some x86 CPUs take a microcode assist per operation: a run on this project's Intel machine
 # slowed from 30 to 116 s per epoch. From such a run's checkpoint, 100 steps took 2.7x less time
 # flushed, left the same test predictions on all 10,000 images, and weights differing by at most
-# 6e-31 (benchmarks/denormals_probe.py). Recorded in each run's provenance ("denormals").
+# 6e-31 (benchmarks/denormals_probe.py). Recorded in each run's provenance ("denormals"). The mode is
+# the calling thread's (threads started later inherit it); study workers train on one thread.
 FLUSH_DENORMALS = True
 # Offsets that give each random stream of a run its own seed (seed k: init k, data order k, ...).
 DROPOUT_SEED_OFFSET = 1_000_003     # the global RNG: dropout masks
@@ -116,6 +117,20 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, trans
 
 def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None,
               checkpoints: Checkpoints | None = None) -> dict:
+    """Train one (variant, seed): see ``_train_run``. On CPU, subnormal floats are flushed to zero for
+    the run (``FLUSH_DENORMALS``) and IEEE behaviour is restored afterwards, so a notebook or test
+    process that called it keeps its floating-point mode; the outcome says which (``denormals``)."""
+    flushed = device.type == "cpu" and FLUSH_DENORMALS and torch.set_flush_denormal(True)
+    try:
+        out = _train_run(recipe, settings, dataset, device, on_event, checkpoints)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+    return {**out, "denormals": "flushed" if flushed else "kept"}
+
+
+def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None,
+               checkpoints: Checkpoints | None = None) -> dict:
     """Train one (variant, seed) of ``recipe`` and return its outcome: history, final test predictions, status.
 
     ``settings`` is the run's ``RunSettings`` (seed, epochs, batch size, subset, validation, precision).
@@ -123,11 +138,8 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
     there (if any), and saves its own state after every epoch but the last (see ``checkpoint``).
     """
     emit = on_event or (lambda kind, payload: None)
-    flushed = False
     if device.type == "cpu":
         keep_freed_memory()   # 1.4-1.6x per CPU training step: no page faults on activations (see allocator)
-        # This thread's floating-point mode (threads started later inherit it); workers train on one thread.
-        flushed = FLUSH_DENORMALS and torch.set_flush_denormal(True)
 
     recipe.check_validation(settings.validation)
     train_idx, val_idx = split_training(dataset.train_y, settings.validation, settings.train_subset)
@@ -229,5 +241,4 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
             "lr_trace": trace.to_dict(budget.steps_per_epoch),
             "parameters": sum(p.numel() for p in model.parameters()),
             "resumed_from_epoch": saved["epoch"] if saved is not None else 0,
-            "train_images": int(train_y.numel()), "validation_images": int(val_y.numel()),
-            "denormals": "flushed" if flushed else "kept"}
+            "train_images": int(train_y.numel()), "validation_images": int(val_y.numel())}
