@@ -1,13 +1,17 @@
 # backprop-tricks. Every target creates .venv and installs the project when it is missing.
-#   make ablation   the study (benchmarks/backprop_tricks.toml), 5 seeds, on whatever device there is
+#   make ablation   the study (benchmarks/backprop_tricks.toml), 5 seeds, on whatever device there is,
+#                   into results/local/backprop_tricks/ (OUT=DIR for another folder)
 #   make studies    the follow-up studies (lr_schedules, lecun_lecture, factorial), resumable
-#   make figures    regenerate figures, tables and REPORT.md from stored runs (no training)
+#   make figures    regenerate figures, tables and REPORT.md of every committed study from stored runs
+#                   (no training); OUT=DIR: only that study
 #   make test       the test suite
 #   make regression the CI regression check on accuracy deltas (needs REG_DATA or CIFAR10_JPEG_DIR)
 #   make bench      throughput levers and short studies, side by side (benchmarks/; writes results/bench/)
 #   make bench-short  only the short studies, whole processes (AGAINST=REV: also time revision REV)
-# Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET VALIDATION WORKERS EXECUTOR RAY_ADDRESS DEVICE PRECISION OUT RESULTS
-# (make studies: STUDIES STUDIES_PRECISION)
+# Pass-through variables: SPEC SEEDS EPOCHS DATASET DATA_DIR TRAIN_SUBSET VALIDATION WORKERS THREADS EXECUTOR
+# RAY_ADDRESS DEVICE PRECISION OUT REPLACE (make studies: STUDIES STUDIES_PRECISION; make figures: OUT)
+# A study goes to results/local/<spec name>/ unless OUT names a folder (OUT=results/<name> extends a
+# committed study); stored runs made with other settings are never replaced unless REPLACE=1.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,18 +19,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 SPEC      ?= benchmarks/backprop_tricks.toml
-SEEDS     ?= 0,1,2,3,4
 DATASET   ?= cifar10
 DEVICE    ?= auto
 PRECISION ?= auto
-RESULTS   ?= results/backprop_tricks
 
-ABLATION_ARGS = --spec $(SPEC) --seeds $(SEEDS) --dataset $(DATASET) --device $(DEVICE) --precision $(PRECISION) \
+# SEEDS, EPOCHS, ...: the spec's own unless given.
+ABLATION_ARGS = --spec $(SPEC) $(if $(SEEDS),--seeds $(SEEDS)) --dataset $(DATASET) --device $(DEVICE) --precision $(PRECISION) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
 	$(if $(TRAIN_SUBSET),--train-subset $(TRAIN_SUBSET)) $(if $(VALIDATION),--validation $(VALIDATION)) \
-	$(if $(WORKERS),--workers $(WORKERS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(THREADS),--threads $(THREADS)) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
 	$(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) \
-	$(if $(OUT),--out $(OUT))
+	$(if $(OUT),--out $(OUT)) $(if $(REPLACE),--replace)
 
 REG_DATA  ?= $(CIFAR10_JPEG_DIR)
 REG_OUT   ?= results/ci_profile
@@ -62,13 +65,15 @@ STUDIES_PRECISION ?= fp32
 studies: $(STAMP)
 	@for s in $(STUDIES); do \
 	  echo "== $$s"; \
-	  $(PY) -m tricks ablation --spec benchmarks/$$s.toml --dataset $(DATASET) --device $(DEVICE) \
+	  $(PY) -m tricks ablation --spec benchmarks/$$s.toml --out results/$$s --dataset $(DATASET) --device $(DEVICE) \
 	    --precision $(STUDIES_PRECISION) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
 	    || exit $$?; \
 	done
 
+# Every committed study (each results/<name>/ with a study.json), or only OUT=DIR.
+FIGURES ?= $(or $(OUT),$(RESULTS),$(filter-out results/ci_profile results/local,$(patsubst %/study.json,%,$(wildcard results/*/study.json))))
 figures: $(STAMP)
-	$(PY) -m tricks figures --results $(RESULTS)
+	@for d in $(FIGURES); do $(PY) -m tricks figures --results $$d || exit $$?; done
 
 # The factorial study's main effects beside the cumulative study's step deltas, from their stored
 # tables (effects.csv, deltas.csv): results/factorial/vs_cumulative.csv and .png. No training.

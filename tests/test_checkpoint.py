@@ -69,12 +69,12 @@ def test_an_interrupted_run_resumes_at_its_last_epoch_and_ends_bit_identical(nam
     ck = Checkpoints(checkpoint_path(tmp_path / CHECKPOINTS_DIR, s.stem), s.key())
     with pytest.raises(Interrupt):
         run(s, tiny, ck, stop_at_epoch=3)      # epochs 1 and 2 saved; epoch 3 lost
-    assert ck.load()["epoch"] == 2
+    assert ck.load()[0]["epoch"] == 2 and ck.load()[0]["threads"] == s.threads == 1
     resumed = run(s, tiny, ck)
     assert resumed["resumed_from_epoch"] == 2 and straight["resumed_from_epoch"] == 0
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
     assert comparable(resumed) == comparable(straight)
-    assert ck.load()["epoch"] == 3             # the last epoch is never saved: the run is over
+    assert ck.load()[0]["epoch"] == 3          # the last epoch is never saved: the run is over
 
 
 def test_a_checkpoint_of_other_settings_or_a_torn_one_is_ignored(tiny, tmp_path):
@@ -83,12 +83,72 @@ def test_a_checkpoint_of_other_settings_or_a_torn_one_is_ignored(tiny, tmp_path)
     other = settings(tiny, [{"name": "normalize_inputs"}], epochs=3)
     with pytest.raises(Interrupt):
         run(other, tiny, Checkpoints(path, other.key()), stop_at_epoch=2)
-    assert Checkpoints(path, other.key()).load()["epoch"] == 1
-    assert Checkpoints(path, s.key()).load() is None              # 3 planned epochs, not 2
+    assert Checkpoints(path, other.key()).load()[0]["epoch"] == 1
+    assert Checkpoints(path, s.key()).load() == (None, "belongs to other settings of this run")   # 3 epochs, not 2
     r = run(s, tiny, Checkpoints(path, s.key()))
     assert r["resumed_from_epoch"] == 0 and r["epochs_run"] == 2
+    assert r["notices"] == [f"ignored checkpoint {path}: it belongs to other settings of this run; "
+                            "this run trains from epoch 1"]
     path.write_bytes(path.read_bytes()[:100])                     # torn mid-write
-    assert Checkpoints(path, s.key()).load() is None
+    state, why = Checkpoints(path, s.key()).load()
+    assert state is None and why.startswith("cannot be read (truncated or not a checkpoint)")
+    assert Checkpoints(tmp_path / "absent.pt", s.key()).load() == (None, None)   # no file: nothing to say
+
+
+class Boom:
+    """A pickle whose loading runs a command (it would create the file ``SIDE_EFFECT`` names)."""
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_crafted_checkpoint_runs_no_code_and_the_run_trains_from_epoch_1(tiny, tmp_path, capsys):
+    """A pickle with a side-effecting __reduce__ placed where a run resumes: nothing executes, the run
+    trains from epoch 1 and says which file it ignored; the record ends as an uninterrupted run's."""
+    s = settings(tiny, [{"name": "normalize_inputs"}], epochs=2)
+    path = checkpoint_path(tmp_path / CHECKPOINTS_DIR, s.stem)
+    path.parent.mkdir()
+    side_effect = tmp_path / "pwned"
+    torch.save({"format": 2, "key": s.key(), "torch": str(torch.__version__), "epoch": 1,
+                "payload": Boom(side_effect)}, path)
+    state, why = Checkpoints(path, s.key()).load()
+    assert state is None and why.startswith("holds objects other than tensors, numbers and strings")
+    assert not side_effect.exists()
+    straight = run(s, tiny)
+    messages = []
+    torch.set_num_threads(1)
+    r = train_run(build_recipe(s.variant, s.tricks), s, tiny, CPU,
+                  lambda kind, p: messages.append(p["message"]) if kind == "notice" else None,
+                  Checkpoints(path, s.key()))
+    assert not side_effect.exists()
+    assert r["resumed_from_epoch"] == 0 and [h["epoch"] for h in r["history"]] == [1, 2]
+    assert len(messages) == 1 and str(path) in messages[0] and "trains from epoch 1" in messages[0]
+    assert r["notices"] == messages
+    assert comparable(r) == comparable(straight)
+
+
+def test_state_that_is_not_plain_data_is_refused_at_save_naming_where(tmp_path):
+    ck = Checkpoints(tmp_path / "x.pt", "k")
+    with pytest.raises(TypeError, match=r"callbacks.*\[0\].*'best'.*\(Boom\)"):
+        ck.save({"epoch": 1, "callbacks": [{"best": Boom(tmp_path / "never")}]})
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "never").exists()
+    ck.save({"epoch": 1, "callbacks": [{"best": 0.5, "w": torch.ones(2)}], "milestones": (1, 2)})
+    state, why = ck.load()
+    assert why is None and state["callbacks"][0]["best"] == 0.5 and state["milestones"] == (1, 2)
+    assert torch.equal(state["callbacks"][0]["w"], torch.ones(2))
+
+
+def test_no_module_of_the_package_loads_with_weights_only_false():
+    from pathlib import Path
+
+    import tricks
+
+    root = Path(tricks.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "weights_only=False" in p.read_text()]
+    assert offenders == []
 
 
 def test_discard_removes_the_file_and_then_the_empty_directory(tmp_path):

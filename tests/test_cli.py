@@ -45,10 +45,13 @@ def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, 
     capsys.readouterr()
 
     assert main(common + ["--epochs", "1", "--workers", "2"]) == 0
-    assert "4 runs planned, 4 reused from earlier, 0 trained" in capsys.readouterr().out
+    assert "4 runs planned, 4 reused from earlier, 0 trained (0 of them diverged)" in capsys.readouterr().out
 
-    assert main(common + ["--epochs", "2", "--workers", "1", "--seeds", "0"]) == 0
-    assert "2 runs planned, 0 reused from earlier, 2 trained" in capsys.readouterr().out
+    # Other settings for stored runs: refused (tests/test_stored_runs.py), unless --replace moves them aside
+    assert main(common + ["--epochs", "2", "--workers", "1", "--seeds", "0"]) == 2
+    assert "made with other settings" in capsys.readouterr().err
+    assert main(common + ["--epochs", "2", "--workers", "1", "--seeds", "0", "--replace"]) == 0
+    assert "2 runs planned, 0 reused from earlier, 2 trained (0 of them diverged)" in capsys.readouterr().out
     rows = read_csv(out / "runs.csv")
     assert [(r["variant"], r["seed"], r["epochs"]) for r in rows] == [("baseline", "0", "2"), ("dropout_both", "0", "2")]
 
@@ -132,3 +135,41 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it():
     assert choose_precision("bf16", native_bf16=False) == "bf16"
     with pytest.raises(TricksError, match="valid: auto, fp32, bf16"):
         choose_precision("fp16", native_bf16=True)
+
+
+def test_figures_on_a_read_only_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """As root a chmod does not stop writes, so the read-only file system is simulated where every
+    results file is written (records.write_atomic's temporary file)."""
+    import errno
+
+    import tricks.running.records as records
+
+    from .conftest import write_fake_study
+
+    out = write_fake_study(tmp_path / "ro", {("base", 0): 0.5, ("v", 0): 0.6}, [("base", None), ("v", "base")], [0])
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(out / "runs.csv"))
+    monkeypatch.setattr(records.tempfile, "mkstemp", read_only)
+    assert main(["figures", "--results", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tricks: error: cannot write the report into {out}: Read-only file system ({out / 'runs.csv'}); "
+                   "copy the folder somewhere writable and run 'tricks figures --results COPY'"]
+    assert not (out / "REPORT.md").exists()
+
+
+def test_make_figures_renders_the_folder_out_names_else_every_committed_study():
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    one = subprocess.run(["make", "-n", "-o", ".venv/.installed", "figures", "OUT=some/where"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0, one.stderr
+    assert "for d in some/where; do" in one.stdout
+    every = subprocess.run(["make", "-n", "-o", ".venv/.installed", "figures"], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+    committed = sorted(p.parent.name for p in (REPO / "results").glob("*/study.json")
+                       if p.parent.name not in ("ci_profile", "local"))   # git-ignored outputs, not studies
+    assert len(committed) >= 4 and all(f"results/{name}" in every.stdout for name in committed)
+    assert "results/local" not in every.stdout and "results/ci_profile" not in every.stdout

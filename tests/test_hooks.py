@@ -255,3 +255,53 @@ def test_a_tiny_run_records_validation_the_lr_per_step_and_both_losses(image_fol
     assert trace["steps_per_epoch"] == 6 and trace["step"][:4] == [0, 1, 2, 3]
     assert trace["lr"][0] == pytest.approx(1e-4) and trace["lr"][3] == pytest.approx(1e-3)
     assert r["optimizer_class"] == "Adam"
+
+
+NOISE_TRICKS = '''
+import torch
+from tricks.specs.base import Trick
+from tricks.specs.registry import register_trick
+
+SEEN = []
+
+@register_trick
+class ZeroNoiseOwn(Trick):
+    name = "zero_noise_own"
+    description = "Test only: draws gradient noise of scale 0 from the run's own generator."
+    def before_optimizer_step(self, model, generator):
+        SEEN.append(generator)
+        for p in model.parameters():
+            p.grad.add_(torch.randn(p.grad.shape, generator=generator, device=p.grad.device), alpha=0.0)
+
+@register_trick
+class ZeroNoiseGlobal(Trick):
+    name = "zero_noise_global"
+    description = "Test only: the same, from torch's global RNG (the dropout masks' stream)."
+    def before_optimizer_step(self, model):
+        for p in model.parameters():
+            p.grad.add_(torch.randn(p.grad.shape, device=p.grad.device), alpha=0.0)
+'''
+
+
+def test_before_optimizer_step_hooks_draw_from_the_runs_own_generator_not_the_dropout_stream(
+        image_folder, tmp_path, plugin_module):
+    """A hook that takes ``generator`` gets the run's own; its draws leave the dropout masks, and so the
+    whole run, as without it. The same draws from torch's global RNG shift every later mask."""
+    mod = plugin_module("noise_plugin", NOISE_TRICKS)
+    import importlib
+
+    noise = importlib.import_module("noise_plugin")
+    ds = load_dataset(DataSource("imagefolder", str(image_folder)), cache_dir=tmp_path / "c", progress=False)
+    assert mod.is_file()
+
+    def outcome(*extra):
+        tricks = ({"name": "dropout", "p": 0.5, "after": ["conv", "dense"]},) + tuple({"name": n} for n in extra)
+        s = RunSettings("t", "v", tricks, (), 0, 2, 8, None, "fp32", "imagefolder", ds.checksum)
+        torch.set_num_threads(1)
+        r = train_run(build_recipe("v", tricks), s, ds, torch.device("cpu"))
+        return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in r["history"]], r["predictions"]
+
+    plain = outcome()
+    assert outcome("zero_noise_own") == plain
+    assert noise.SEEN and all(isinstance(g, torch.Generator) for g in noise.SEEN)
+    assert outcome("zero_noise_global") != plain

@@ -132,3 +132,48 @@ def test_the_report_names_each_cpu_and_how_many_runs_flushed_subnormals(tmp_path
     line = next(x for x in build_report(out).read_text().splitlines() if x.startswith("- device:"))
     assert "CPU: test (2 runs), Intel Xeon (2 runs);" in line
     assert "subnormal floats flushed to zero in 1 of 4 runs" in line
+
+
+def test_a_variant_diverged_in_every_seed_is_named_so_not_too_few_seeds(tmp_path):
+    diverged = {("better", 0), ("better", 1), ("better", 2), ("same", 1)}
+    d = write_fake_study(tmp_path / "div", ACCS, VARIANTS, SEEDS, diverged=diverged)
+    text = build_report(d).read_text()
+    deltas = pd.read_csv(d / "deltas.csv").set_index(["variant", "against"])
+    assert deltas.loc[("better", "baseline"), "verdict"] == "diverged (all 3 seeds)"
+    assert deltas.loc[("worse", "better"), "verdict"] == "better diverged (all 3 seeds)"   # its base has no score
+    assert deltas.loc[("worse", "baseline"), "verdict"] == "regression"                    # untouched
+    assert deltas.loc[("same", "baseline"), "n"] == 2                                      # seed 1 left out
+    summary = pd.read_csv(d / "summary.csv").set_index("variant")
+    assert summary.loc["better", "note"] == "diverged (all 3 seeds)" and summary.loc["better", "runs_ok"] == 0
+    assert "too few seeds" not in text and "Not decidable" not in text
+    assert ("Diverged runs: 4 of 12 finished (better__seed0, better__seed1, better__seed2, same__seed1): "
+            "training loss became non-finite") in text
+    assert "- same seed 1: training loss became nan in epoch 2" in text
+    assert "| better | 0 | 3 | n/a | n/a | diverged (all 3 seeds) | n/a |" in text
+    assert ("Diverged in every seed, so there is no score to compare (see Diverged runs): "
+            "**better** (all 3 seeds).") in text
+
+
+def _with_skipped(path, skipped):
+    rec = json.loads(path.read_text())
+    rec["dataset"]["skipped_images"] = skipped
+    path.write_text(json.dumps(rec))
+
+
+def test_the_report_names_the_unreadable_images_the_loader_skipped(study):
+    examples = [f"train/cat/{i:04d}.jpg" for i in range(10)]
+    _with_skipped(study / "study.json", {"count": 12, "examples": examples})
+    lines = build_report(study).read_text().splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("- dataset:"))
+    assert lines[at + 1] == ("- skipped 12 unreadable image(s) when decoding, so no run trained or tested on them: "
+                             + ", ".join(f"`{e}`" for e in examples) + " and 2 more")
+
+
+def test_skipped_images_come_from_the_runs_when_study_json_does_not_say_and_none_is_silent(study):
+    _with_skipped(study / "runs" / "baseline__seed0.json", {"count": 1, "examples": ["test/dog/0003.jpg"]})
+    text = build_report(study).read_text()
+    assert "- skipped 1 unreadable image(s) when decoding, so no run trained or tested on them: " \
+           "`test/dog/0003.jpg`\n" in text
+    _with_skipped(study / "runs" / "baseline__seed0.json", {"count": 0, "examples": []})
+    _with_skipped(study / "study.json", {"count": 0, "examples": []})
+    assert "unreadable" not in build_report(study).read_text()

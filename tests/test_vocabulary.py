@@ -170,11 +170,11 @@ def test_grad_clip_rescales_the_global_norm_to_max_norm():
     model = nn.Linear(1, 1)
     clip, = recipe(("grad_clip", {"max_norm": 1.0})).step_hooks().before_optimizer_step
     model.weight.grad, model.bias.grad = torch.tensor([[3.0]]), torch.tensor([4.0])   # norm 5
-    clip(model)
+    clip(model, None)
     assert model.weight.grad.item() == pytest.approx(0.6, rel=1e-5)
     assert model.bias.grad.item() == pytest.approx(0.8, rel=1e-5)
     model.weight.grad, model.bias.grad = torch.tensor([[0.3]]), torch.tensor([0.4])   # norm 0.5: untouched
-    clip(model)
+    clip(model, None)
     assert (model.weight.grad.item(), model.bias.grad.item()) == (pytest.approx(0.3), pytest.approx(0.4))
 
 

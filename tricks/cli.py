@@ -13,6 +13,9 @@ from pathlib import Path
 from .errors import Terminated, TricksError
 
 DEFAULT_SPEC = "benchmarks/backprop_tricks.toml"
+# Where a study goes without --out: a folder of the user's own, never one of the committed studies in
+# results/ (those are extended only by naming them with --out). Ignored by git.
+DEFAULT_OUT_ROOT = Path("results") / "local"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 143    # 128 + SIGTERM
@@ -105,18 +108,23 @@ def cmd_ablation(args) -> int:
         raise TricksError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}")
     opts = StudyOptions(
         spec=spec, source=DataSource(args.dataset, args.data_dir or _default_data_dir()),
-        out_dir=Path(args.out or Path("results") / spec.name), variants=variants, seeds=seeds,
+        out_dir=Path(args.out or DEFAULT_OUT_ROOT / spec.name), variants=variants, seeds=seeds,
         epochs=_positive("--epochs", args.epochs), train_subset=_positive("--train-subset", args.train_subset),
         validation=_non_negative("--validation", args.validation),
         precision=args.precision, device=args.device, workers=_positive("--workers", args.workers),
+        threads=_positive("--threads", args.threads), replace=args.replace,
         progress=not args.no_progress, executor=args.executor, ray_address=args.ray_address,
         ray_cpus_per_run=args.ray_cpus_per_run, ray_gpus_per_run=args.ray_gpus_per_run)
     outcome = run_study(opts, on_wait=None if args.no_report else _import_report_stack_in_background)
     for path, why in outcome.corrupted.items():
         print(f"tricks: corrupted run file {path} ({why}): trained again", file=sys.stderr)
+    diverged = outcome.diverged
     print(f"{outcome.planned} runs planned, {outcome.reused} reused from earlier, "
-          f"{len(outcome.finished)} trained, {len(outcome.failed)} failed "
+          f"{len(outcome.finished)} trained ({len(diverged)} of them diverged), {len(outcome.failed)} failed "
           f"in {outcome.wall_seconds:.0f} s -> {outcome.out_dir / 'runs.csv'}")
+    for stem in diverged:
+        print(f"  DIVERGED {stem}: its training loss became non-finite; it counts as a finished run "
+              "(the report shows it; a lower learning rate may help)", file=sys.stderr)
     for stem, reason in outcome.failed.items():
         print(f"  FAILED {stem}: {reason.splitlines()[0]}", file=sys.stderr)
     if outcome.failed:
@@ -159,7 +167,12 @@ def cmd_figures(args) -> int:
     from .analysis.studydata import load_study
 
     data = load_study(Path(args.results))
-    path = build_report(Path(args.results), data)
+    try:
+        path = build_report(Path(args.results), data)
+    except OSError as exc:    # a read-only or full results folder: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise TricksError(f"cannot write the report into {args.results}: {exc.strerror or exc}{where}; "
+                          "copy the folder somewhere writable and run 'tricks figures --results COPY'") from None
     print(f"report: {path}")
     _report_corrupted(data)
     return 1 if data.corrupted else 0
@@ -230,7 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--workers", type=int, help="parallel runs (default: one per core on CPU, one per GPU)")
     ab.add_argument("--precision", default="auto",
                     help="auto (default: bf16 autocast where the device has native bf16, else fp32), fp32 or bf16")
-    ab.add_argument("--out", help="results directory (default results/<spec name>)")
+    ab.add_argument("--threads", type=int, default=1,
+                    help="intra-op CPU threads per run (default 1); part of each run's settings, since the "
+                         "thread count changes a run's arithmetic")
+    ab.add_argument("--out", help=f"results directory (default {DEFAULT_OUT_ROOT}/<spec name>; name a folder "
+                                  "under results/ to extend a committed study)")
+    ab.add_argument("--replace", action="store_true",
+                    help="when the folder holds finished runs of the same (variant, seed) made with other "
+                         "settings, move them to <out>/replaced/<time>/ and train anew (default: refuse)")
     ab.add_argument("--executor", default="local", choices=("local", "ray"),
                     help="local (default: a process pool on this machine) or ray (one Ray task per run)")
     ab.add_argument("--ray-address", help="Ray cluster host:port, 'auto' or ray://... (default: $RAY_ADDRESS, "

@@ -191,18 +191,27 @@ def lr_schedule(history: pd.DataFrame, order: Sequence[str], path: Path) -> Path
     return _save(fig, path)
 
 
-def lr_trace(steps: pd.DataFrame, order: Sequence[str], path: Path) -> Path:
-    """The learning rate actually used, optimizer step by step (x in epochs), one line per variant.
+def lr_lines(steps: pd.DataFrame, order: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
+    """(variant, its first seed's points sorted by epoch: columns epoch, lr) for each variant in
+    ``order`` with a trace: what ``lr_trace`` draws. A schedule only differs between seeds when it
+    reads a metric (e.g. ReduceLROnPlateau), so one seed stands for the variant."""
+    out = []
+    for v in order:
+        t = steps[steps["variant"] == v]
+        if not t.empty:
+            t = t[t["seed"] == t["seed"].min()].sort_values("epoch", kind="stable")
+            out.append((v, t[["epoch", "lr"]].reset_index(drop=True)))
+    return out
 
-    Drawn from each variant's first seed (a schedule only differs between seeds when it reads a
-    metric, e.g. ReduceLROnPlateau); warm-ups and cycles show as ramps and waves."""
+
+def lr_trace(steps: pd.DataFrame, order: Sequence[str], path: Path) -> Path:
+    """The learning rate actually used, optimizer step by step (x in epochs), one line per variant
+    (``lr_lines``); warm-ups and cycles show as ramps and waves, a constant LR as a flat line."""
     fig, ax = plt.subplots(figsize=(8, 4))
     n = len(order)
-    for i, (color, v) in enumerate(zip(_palette(n), order)):
-        t = steps[steps["variant"] == v]
-        if t.empty:
-            continue
-        t = t[t["seed"] == t["seed"].min()].sort_values("epoch")
+    place = {v: (i, color) for i, (v, color) in enumerate(zip(order, _palette(n)))}
+    for v, t in lr_lines(steps, order):
+        i, color = place[v]
         ax.step(t["epoch"], t["lr"] * (1 + 0.01 * (i - n / 2)), where="post", color=color, label=v, lw=1.3)
     ax.set_yscale("log")
     ax.set(xlabel="epoch (optimizer steps / steps per epoch)", ylabel="learning rate (log scale)",

@@ -13,6 +13,8 @@
   0.5-point effect. "Within noise" is not "no effect": the MDE says what could have been seen.
 - Probability of improvement: the share of paired seeds where the variant beats the one it is
   compared with (a tie counts half).
+- A variant whose every finished run diverged (non-finite training loss) has no score: its summary
+  note and the verdict of each comparison it is part of say ``diverged (all N seeds)``.
 - Intervals of a bounded metric (accuracy and F1 in [0, 1], deltas in [-1, 1]) are clipped to its
   range: a t-interval from 2 seeds can otherwise run past 100%.
 """
@@ -32,6 +34,9 @@ ALPHA = 0.05            # family-wise error rate of one report's comparisons (Ho
 POWER = 0.80            # power at which the minimum detectable effect is quoted
 TARGET_EFFECT = 0.005   # accuracy (0.5 points): the effect size whose required seeds are quoted
 IMPROVEMENT, REGRESSION, NOISE, UNDECIDED = "improvement", "regression", "within noise", "too few seeds"
+# A variant whose every finished run diverged has no score at all: its comparisons and its summary
+# note say so instead of "too few seeds", which would suggest that more seeds could decide it.
+DIVERGED = "diverged (all {n} seeds)"
 EXACT_SIGN_FLIP_MAX_N = 16   # 2^16 sign patterns; beyond that a seeded Monte-Carlo draw of 100,000
 
 
@@ -156,6 +161,8 @@ def summarize(runs: pd.DataFrame, order: Sequence[str], metric: str = "micro_f1"
         sub = runs[runs["variant"] == v]
         ok = sub[sub["status"] == "ok"]
         iv = interval(ok[metric].to_numpy())
+        if dead := all_diverged(runs, v):   # no score: not a matter of too few seeds
+            iv["note"] = DIVERGED.format(n=dead)
         iv["ci_low"], iv["ci_high"] = clip(iv["ci_low"], iv["ci_high"], 0.0, 1.0)   # a score lives in [0, 1]
         rows.append({"variant": v, "runs_ok": len(ok), "runs_diverged": int((sub["status"] == "diverged").sum()),
                      f"{metric}_mean": iv["mean"], f"{metric}_std": iv["std"],
@@ -195,8 +202,25 @@ def delta_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str]], metri
                      "p_improve": prob_improvement(pa, pb)})
     table = pd.DataFrame(rows, columns=DELTA_COLUMNS[:-1] + ["verdict"])
     table["p_holm"] = holm(table["t_p"].to_numpy()) if len(table) else []
-    table["verdict"] = [holm_verdict(d, p, n) for d, p, n in zip(table["delta"], table["p_holm"], table["n"])]
+    table["verdict"] = [diverged_verdict(runs, v, a) or holm_verdict(d, p, n)
+                        for v, a, d, p, n in zip(table["variant"], table["against"], table["delta"],
+                                                 table["p_holm"], table["n"])]
     return table[DELTA_COLUMNS]
+
+
+def all_diverged(runs: pd.DataFrame, variant: str) -> int:
+    """How many runs of ``variant`` diverged, when every one of its finished runs did (else 0)."""
+    status = runs.loc[runs["variant"] == variant, "status"]
+    return len(status) if len(status) and (status == "diverged").all() else 0
+
+
+def diverged_verdict(runs: pd.DataFrame, variant: str, against: str) -> str:
+    """The verdict of a comparison one of whose sides diverged in every seed ('' when neither did)."""
+    if dead := all_diverged(runs, variant):
+        return DIVERGED.format(n=dead)
+    if dead := all_diverged(runs, against):
+        return f"{against} " + DIVERGED.format(n=dead)
+    return ""
 
 
 DELTA_COLUMNS = ["variant", "against", "kind", "metric", "seeds", "n", "delta", "delta_std", "ci_low", "ci_high",

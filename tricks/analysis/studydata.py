@@ -56,17 +56,27 @@ class StudyData:
     def lr_steps(self) -> pd.DataFrame:
         """One row per recorded LR change: variant, seed, step, epoch (fractional: step / steps per epoch), lr.
 
-        Runs recorded before the per-step trace existed (schema 1) contribute their per-epoch LR."""
+        Each run closes with a row at its end (its last step, epochs run x steps per epoch) holding
+        the LR then in force, unless a change was recorded there: the trace records changes only, so
+        a constant LR is one point at step 0 and the last LR of a step schedule would otherwise end
+        where it began. Runs recorded before the per-step trace existed (schema 1) contribute their
+        per-epoch LR, closed at the end of their last epoch."""
         rows = []
         for r in self.records:
             trace = r.get("lr_trace")
+            epochs = r.get("epochs_run", len(r["history"]))
             if trace:
                 spe = trace["steps_per_epoch"]
+                points = list(zip(trace["step"], trace["lr"]))
+                if points and points[-1][0] < epochs * spe:
+                    points.append((epochs * spe, points[-1][1]))
                 rows += [{"variant": r["variant"], "seed": r["seed"], "step": s, "epoch": s / spe, "lr": lr}
-                         for s, lr in zip(trace["step"], trace["lr"])]
-            else:
-                rows += [{"variant": r["variant"], "seed": r["seed"], "step": None, "epoch": h["epoch"] - 1,
-                          "lr": h["lr"]} for h in r["history"]]
+                         for s, lr in points]
+            elif r["history"]:
+                points = [(h["epoch"] - 1, h["lr"]) for h in r["history"]]
+                points.append((r["history"][-1]["epoch"], points[-1][1]))
+                rows += [{"variant": r["variant"], "seed": r["seed"], "step": None, "epoch": e, "lr": lr}
+                         for e, lr in points]
         return pd.DataFrame(rows, columns=["variant", "seed", "step", "epoch", "lr"])
 
     def confusion(self, variant: str) -> np.ndarray | None:

@@ -44,13 +44,15 @@ def choose_precision(requested: str, native_bf16: bool) -> str:
     return requested
 
 
-def default_workers(device, pending: int) -> int:
-    """One worker per core on CPU (each with 1 thread: more runs done than one multi-thread process on
-    this project's 2-core machine), one per GPU on CUDA; never more than there are runs to do."""
+def default_workers(device, pending: int, threads: int = 1) -> int:
+    """On CPU one worker per ``threads`` cores (each run trains on ``threads`` intra-op threads, 1 by
+    default: more runs done than one multi-thread process on this project's 2-core machine), one per
+    GPU on CUDA; never more than there are runs to do. The count of workers never changes a run's
+    numbers: its thread count is its own setting, not what is left over."""
     import os
 
     import torch
 
     if device.type == "cuda":
         return torch.cuda.device_count()
-    return min(os.cpu_count() or 1, max(1, pending))
+    return min(max(1, (os.cpu_count() or 1) // threads), max(1, pending))

@@ -1,8 +1,9 @@
 """Executors: they schedule (variant, seed) jobs and hand back records; they never write results.
 
 ``LocalExecutor`` runs jobs in this process (one worker on CPU) or in a pool of spawned worker
-processes, one run at a time per worker. On CPU each worker gets ``cpu_count // workers``
-intra-op threads; on CUDA there is one worker per GPU. A worker that dies (killed, out of
+processes, one run at a time per worker. On CPU each run trains on its own setting's count of
+intra-op threads (``RunSettings.threads``, 1 by default), however many runs are pending; on CUDA
+there is one worker per GPU. A worker that dies (killed, out of
 memory, segfault) takes the pool down: the runs that had started are then run again one at a
 time, to tell the culprit (reported as crashed) from bystanders (finished normally).
 
@@ -134,8 +135,10 @@ def _worker_run(job: RunSettings) -> dict:
 # parent side
 
 class LocalExecutor:
-    def __init__(self, source: DataSource, device, workers: int, dataset=None, checkpoint_dir=None):
+    def __init__(self, source: DataSource, device, workers: int, dataset=None, checkpoint_dir=None,
+                 threads: int = 1):
         self.source, self.device, self.workers = source, device, workers
+        self._threads = threads     # intra-op threads per CPU run (RunSettings.threads)
         self.dataset = dataset      # reused by an in-process run, so the data is not loaded twice
         self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None   # per-epoch checkpoints
         self._warm = None           # (mp context, events queue, data queue, pool) once started
@@ -148,8 +151,10 @@ class LocalExecutor:
 
     @property
     def threads(self) -> int:
-        """Intra-op threads per worker: the cores shared out on CPU, 1 per GPU worker on CUDA."""
-        return 1 if self.device.type == "cuda" else max(1, (os.cpu_count() or 1) // self.workers)
+        """Intra-op threads per worker: the runs' own count on CPU (never what happens to be left over
+        by the number of runs pending), 1 per GPU worker on CUDA. The engine sets each run's count
+        again from its settings."""
+        return 1 if self.device.type == "cuda" else self._threads
 
     def start(self) -> None:
         """Start the worker processes now, before the dataset is loaded, so that their start (waiting
@@ -192,7 +197,7 @@ class LocalExecutor:
         if self.in_process:
             import torch
 
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(self.threads)
             ctx = RunContext(self.source, str(self.device), self.dataset, self.checkpoint_dir)
             for job in jobs:
                 _call(job, lambda job=job: run_one(job, ctx, lambda k, p, s=job.stem: sink.event(0, s, k, p)), sink)

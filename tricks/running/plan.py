@@ -25,7 +25,9 @@ class StudyOptions:
     validation: int | None = None            # images; None: the spec's (default 0: no validation split)
     precision: str = "auto"                  # auto | fp32 | bf16 (auto: bf16 where the device runs it natively)
     device: str = "auto"                     # auto | cpu | cuda
-    workers: int | None = None               # None: one per core on CPU, one per GPU on CUDA
+    workers: int | None = None               # None: one per `threads` cores on CPU, one per GPU on CUDA
+    threads: int = 1                         # intra-op threads per CPU run; part of each run's settings
+    replace: bool = False                    # move stored runs of other settings aside instead of refusing
     progress: bool = True
     executor: str = "local"                  # local (process pool) | ray (one Ray task per run)
     ray_address: str | None = None           # None: $RAY_ADDRESS, else a local Ray started for the study
@@ -61,7 +63,7 @@ def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettin
     return [RunSettings(spec=spec.name, variant=v.name, tricks=v.tricks, imports=spec.imports, seed=s,
                         epochs=epochs, batch_size=spec.training.batch_size, train_subset=subset,
                         precision=opts.precision, data_kind=data_kind, data_sha256=data_sha256,
-                        validation=validation, trick_versions=versions[v.name])
+                        validation=validation, trick_versions=versions[v.name], threads=opts.threads)
             for s in seeds for v in variants]
 
 
@@ -101,7 +103,8 @@ def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, de
         "seeds": sorted({r.seed for r in runs}),
         "epochs": runs[0].epochs, "batch_size": runs[0].batch_size, "train_subset": runs[0].train_subset,
         "validation": runs[0].validation,
-        "precision": runs[0].precision, "dataset": dataset_info, "device": str(device), "workers": workers,
+        "precision": runs[0].precision, "threads": runs[0].threads, "dataset": dataset_info,
+        "device": str(device), "workers": workers,
         "executor": opts.executor,
         "runs": [{"variant": r.variant, "seed": r.seed, "settings_key": r.key()} for r in runs],
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 # A run's bar: "{n}" is a fractional epoch count, printed with one decimal (not 1.3836317135549872/10).
 EPOCH_BAR = "{l_bar}{bar}| {n:.1f}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]"
@@ -21,6 +23,9 @@ class Progress:
     def event(self, worker, stem: str, kind: str, p: dict) -> None:
         if kind == "start":
             self.started.add(stem)
+        if kind == "notice":     # a one-line message for the user: shown with or without bars
+            self.tqdm.write(f"tricks: {stem}: {p['message']}", file=sys.stderr)
+            return
         if not self.enabled:
             return
         if kind == "start":
@@ -32,6 +37,7 @@ class Progress:
                 self.bars[worker] = bar
             bar.reset(total=p["epochs"])
             bar.set_description(stem)
+            bar.set_postfix_str("", refresh=False)   # not the previous run's loss and accuracy
         bar = self.bars.get(worker)
         if bar is None:
             return

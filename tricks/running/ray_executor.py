@@ -2,8 +2,9 @@
 
 Ray is imported only here, and only when ``--executor ray`` is chosen. The cluster is the one at
 ``--ray-address`` (or ``RAY_ADDRESS``); without either, a local Ray is started for the study and
-shut down after it. Each task asks for ``cpus_per_run`` CPUs (default 1, and the task's torch gets
-as many intra-op threads) and, on a cluster with GPUs, ``gpus_per_run`` GPUs (default 1).
+shut down after it. Each task asks for ``cpus_per_run`` CPUs (default 1) and, on a cluster with
+GPUs, ``gpus_per_run`` GPUs (default 1); the run trains on its own settings' intra-op thread count
+(``--threads``, default 1), as with the local executor, so the executor never changes the numbers.
 
 **The data.** The driver decodes (or loads from its cache) the dataset once and puts the decoded
 uint8 tensors into Ray's object store (``ray.put``: CIFAR-10 is 150 MB + 0.5 MB of labels). Each task
@@ -104,10 +105,9 @@ class RayExecutor:
             if gpus is None:
                 gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 and self.device.type == "cuda" else 0.0
             device = "cuda" if gpus > 0 else "cpu"
-            threads = max(1, int(self.cpus_per_run))
             data_ref = ray.put(self.dataset)
             task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=gpus, max_retries=0)
-            refs = {task.remote(job, data_ref, self.source, device, threads): job for job in jobs}
+            refs = {task.remote(job, data_ref, self.source, device, job.threads): job for job in jobs}
             pending = list(refs)
             # Interrupted (Ctrl-C, SIGTERM): the exception leaves this loop; finished runs are already
             # written. The runs still in flight are not cancelled one by one: ending the driver's Ray job

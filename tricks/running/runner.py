@@ -60,6 +60,7 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
     checkpoints = Checkpoints(checkpoint_path(ctx.checkpoint_dir, settings.stem), settings.key()) \
         if ctx.checkpoint_dir else None
     out = train_run(recipe, settings, dataset, device, emit, checkpoints)
-    prov = {**provenance(device), "denormals": out.pop("denormals"), "executor": executor or {"kind": "local"}}
+    prov = {**provenance(device), "denormals": out.pop("denormals"), "torch_threads": out.pop("threads"),
+            "executor": executor or {"kind": "local"}}
     return make_record(settings, out, None, dataset.describe(), dataset.classes, prov,
                        wall_seconds=time.perf_counter() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -10,7 +10,7 @@ from typing import Any
 PRECISIONS = ("fp32", "bf16")
 PRECISION_CHOICES = ("auto",) + PRECISIONS   # what a user may ask for; "auto" is resolved per device
 # Bumped whenever the engine's numerics change (memory format, op order), so that stored runs made
-# by an older engine are trained again rather than mixed with new ones.
+# by an older engine are never mixed with new ones (a study refuses them; --replace moves them aside).
 # 2: channels_last activations, vectorized dropout masks.
 # 3: dropout masks from 16-bit integer draws (a different random stream); evaluation batch 250.
 ENGINE_VERSION = 3
@@ -32,6 +32,7 @@ class RunSettings:
     engine: int = ENGINE_VERSION
     validation: int = 0                 # images carved out of the training split for validation
     trick_versions: tuple[tuple[str, int], ...] = ()   # (trick name, its version), in spec order
+    threads: int = 1                    # intra-op CPU threads of the run (they change its arithmetic)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,12 +53,15 @@ class RunSettings:
         """A stable hash of everything that changes a run's outcome (not the device or worker count).
 
         Settings added after the first record schema enter the hash only when they differ from the
-        value that reproduces the earlier behaviour (no validation split, trick version 1), so runs
+        value that reproduces the earlier behaviour (no validation split, trick version 1, one
+        intra-op thread), so runs
         stored before those settings existed keep their keys and are reused, not trained again.
         """
         d = self.to_dict()
         if d["validation"] == 0:
             del d["validation"]
+        if d["threads"] == 1:       # every stored run before threads were a setting trained on one
+            del d["threads"]
         changed = {name: v for name, v in d.pop("trick_versions").items() if v != 1}
         if changed:
             d["trick_versions"] = changed

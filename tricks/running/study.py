@@ -8,6 +8,7 @@ stopped; ``runs.csv`` and ``failures.json`` are refreshed on the way out, whatev
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..errors import Terminated, TricksError
 from ..training.checkpoint import CHECKPOINTS_DIR, discard
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
 from .executors import CRASHED, JobSink, LocalExecutor
+from .conflicts import find_conflicts, move_aside, refusal, stored_precision
 from .lock import DirectoryLock
 from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done, unstarted
 from .progress import Progress
@@ -34,6 +36,7 @@ class StudyOutcome:
     planned: int
     reused: int
     finished: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)      # finished, but the training loss became non-finite
     failed: dict[str, str] = field(default_factory=dict)   # stem -> reason
     tracebacks: dict[str, str] = field(default_factory=dict)   # stem -> traceback, for bugs in tricks/engine
     corrupted: dict[str, str] = field(default_factory=dict)    # run file -> why; trained again
@@ -69,16 +72,35 @@ def _prepare(*dirs: Path) -> None:
             raise TricksError(f"cannot write to {d}: {exc.strerror or exc}") from None
 
 
-def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> StudyOutcome:
+def _say(message: str) -> None:
+    print(f"tricks: {message}", file=sys.stderr, flush=True)
+
+
+def _resolve_precision(opts: StudyOptions, device, notice: Callable[[str], None]) -> str:
+    """``auto``: the one precision of the runs already stored in the folder (said), else the device's."""
+    if opts.precision == "auto":
+        stored, n = stored_precision(Path(opts.out_dir))
+        if stored is not None:
+            notice(f"--precision auto: using {stored}, the precision of the {n} run(s) stored in {opts.out_dir} "
+                   "(a study never mixes precisions; --precision to choose)")
+            return stored
+    return choose_precision(opts.precision, bf16_is_native(device))
+
+
+def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
+              on_notice: Callable[[str], None] = _say) -> StudyOutcome:
     """Run the study's unfinished runs and write their records.
 
     ``on_wait`` is called once, when runs are handed to local worker processes: from then on this
-    process only waits (the CLI imports the report's modules meanwhile, while the workers start)."""
+    process only waits (the CLI imports the report's modules meanwhile, while the workers start).
+    ``on_notice`` receives one-line messages for the user (default: printed on stderr)."""
     from ..training.data import load_dataset, split_training
 
     t_start = time.perf_counter()
     device = resolve_device(opts.device)
-    opts = replace(opts, precision=choose_precision(opts.precision, bf16_is_native(device)))
+    if opts.threads < 1:
+        raise TricksError(f"--threads must be at least 1, got {opts.threads}")
+    opts = replace(opts, precision=_resolve_precision(opts, device, on_notice))
     check_variants(opts)
     out_dir = Path(opts.out_dir)
     _check_out_dir(out_dir)
@@ -87,8 +109,8 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
     # run file is a lower bound on it, known before the data's checksum).
     early = unstarted(opts, out_dir) if ray_executor is None else 0
     checkpoints = out_dir / CHECKPOINTS_DIR    # per-epoch: an interrupted run resumes at its last epoch
-    local = LocalExecutor(opts.source, device, opts.workers or default_workers(device, early),
-                          checkpoint_dir=checkpoints) if early else None
+    local = LocalExecutor(opts.source, device, opts.workers or default_workers(device, early, opts.threads),
+                          checkpoint_dir=checkpoints, threads=opts.threads) if early else None
     try:
         if local is not None:
             local.start()
@@ -100,16 +122,23 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None) -> 
         split_training(dataset.train_y, runs[0].validation, runs[0].train_subset)   # sizes checked before any run
         _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
         with DirectoryLock(out_dir):
+            conflicts = find_conflicts(runs, out_dir)
+            if conflicts and not opts.replace:
+                raise refusal(conflicts, out_dir)
+            if conflicts:
+                on_notice(f"--replace: moved {len(conflicts)} stored run(s) made with other settings to "
+                          f"{move_aside(conflicts, out_dir)}")
             _prepare(out_dir / RUNS_DIR)
             done, todo, corrupted = split_done(runs, out_dir)
             workers = local.workers if local is not None and todo else \
-                opts.workers or default_workers(device, len(todo))
+                opts.workers or default_workers(device, len(todo), opts.threads)
             if workers < 1:
                 raise TricksError(f"--workers must be at least 1, got {workers}")
             write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
             outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
             executor = ray_executor or (local if local is not None and local.workers == workers
-                                        else LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints))
+                                        else LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints,
+                                                           threads=opts.threads))
             executor.dataset = dataset    # Ray puts it in the object store; an in-process run reuses it
             del dataset
             old_term = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -153,6 +182,8 @@ def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: S
         write_json(run_path(opts.out_dir, job.stem), rec)     # ... and writes; atomically
         discard(checkpoints, job.stem)                         # only now: the record is safe
         outcome.finished.append(job.stem)
+        if rec["status"] == "diverged":
+            outcome.diverged.append(job.stem)
         progress.finished(job.stem, rec["status"])
         _refresh_runs_csv(Path(opts.out_dir), runs)
 

@@ -34,13 +34,21 @@ Every training step (``training.engine.train_one_epoch``):
                                              same shape; ``generator`` is the run's own, on the
                                              device. Never applied to validation or test images
 ``loss_term(model)``                 shared  a scalar tensor added to the training loss (L1, ...)
-``before_optimizer_step(model)``     shared  after backward, before ``optimizer.step()``
-                                             (gradient clipping, ...)
+``before_optimizer_step(model[,      shared  after backward, before ``optimizer.step()``
+generator])``                                (gradient clipping, gradient noise, ...); a hook
+                                             that takes ``generator`` gets the run's own (on
+                                             the device, seeded by the run's seed)
 ===================================  ======  ===================================================
+
+Random numbers: a hook draws only from the generator it is given (``init_weights``: the run's init
+stream; ``data_order``: the data-order stream; ``augment`` and ``before_optimizer_step``: their own
+streams). Torch's global RNG is the dropout masks' stream: a draw from it inside a hook shifts every
+later dropout mask, so the variant would differ from its base in more than the trick.
 
 A trick whose decisions read validation metrics sets ``needs_validation = True``: a variant
 using it is refused when the study's validation split is 0 images. Changing a trick's numerics
-means bumping its ``version``: only the variants that use it are trained again.
+means bumping its ``version``: only the variants that use it get new settings (a study then
+refuses their stored runs, or moves them aside and trains them again with ``--replace``).
 """
 
 from __future__ import annotations
@@ -113,7 +121,7 @@ class Trick:
     def loss_term(self, model: nn.Module) -> torch.Tensor:
         raise NotImplementedError
 
-    def before_optimizer_step(self, model: nn.Module) -> None:
+    def before_optimizer_step(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
         raise NotImplementedError
 
     # -- introspection -------------------------------------------------------------------

@@ -9,7 +9,10 @@ reports, so no decision may depend on them. A callback may set ``state.should_st
 copy of its weights; scripted tests pass None.
 
 A callback's state goes into the run's per-epoch checkpoint: by default its attributes
-(``state_dict``/``load_state_dict``), which must then be picklable (numbers, tensors, dicts).
+(``state_dict``/``load_state_dict``), which must then be plain data: tensors, numbers, strings,
+None and lists, tuples or dicts of them (checkpoints are read with ``weights_only=True``, so that a
+results folder from someone else cannot run code; a callback holding anything else needs its own
+``state_dict``/``load_state_dict`` that convert it, and a checkpoint refuses it with its path).
 """
 
 from __future__ import annotations

@@ -45,12 +45,25 @@ class ScaleTo01(nn.Module):
         return x
 
 
+def _with_generator(hook: Callable) -> Callable[[nn.Module, torch.Generator | None], None]:
+    """``hook`` as (model, generator): a ``before_optimizer_step(model)`` ignores the generator."""
+    import inspect
+
+    takes = [p for p in inspect.signature(hook).parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    if len(takes) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in takes):
+        return hook
+    return lambda model, generator: hook(model)
+
+
 @dataclass
 class StepHooks:
     """The per-step collaborators of ``train_one_epoch``; empty lists mean the baseline step."""
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nll
     loss_terms: list[Callable[[nn.Module], torch.Tensor]] = field(default_factory=list)
-    before_optimizer_step: list[Callable[[nn.Module], None]] = field(default_factory=list)
+    # (model, generator): the run's own generator for any random draw (never torch's global RNG,
+    # which is the dropout masks' stream); a trick whose hook takes only (model) is called with it alone.
+    before_optimizer_step: list[Callable[[nn.Module, torch.Generator | None], None]] = field(default_factory=list)
     augment: list[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = field(default_factory=list)
 
     @property
@@ -155,7 +168,8 @@ class Recipe:
         crit = self._owner("criterion")
         return StepHooks(criterion=crit.criterion() if crit else nll,
                          loss_terms=[t.loss_term for t in self._sharing("loss_term")],
-                         before_optimizer_step=[t.before_optimizer_step for t in self._sharing("before_optimizer_step")],
+                         before_optimizer_step=[_with_generator(t.before_optimizer_step)
+                                                for t in self._sharing("before_optimizer_step")],
                          augment=[t.augment for t in self._sharing("augment")])
 
     def data_order(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -9,7 +9,13 @@ that was never interrupted (``tests/test_checkpoint.py``).
 
 A checkpoint is used only by a run with the same settings key (``RunSettings.key``), the same file
 format and the same torch version (other kernels could change the numbers); anything else is
-ignored and overwritten. The study driver deletes a run's checkpoint once its record is written.
+ignored, with a one-line reason naming the file, and overwritten.
+
+A results folder may come from someone else, so a checkpoint is data, never code: it holds only
+tensors and plain containers of numbers and strings (what ``torch.load(weights_only=True)``
+accepts), and it is read with ``weights_only=True``, so a crafted pickle cannot run anything. The
+state of callbacks and LR controllers must therefore be in that form; ``save`` refuses any other,
+naming the part that is not. The study driver deletes a run's checkpoint once its record is written.
 Files are written atomically (temporary file, then rename), so an interruption mid-write leaves the
 previous epoch's checkpoint in place. torch is imported only where a checkpoint is read or
 written, so the study driver can name and delete checkpoints without it.
@@ -21,7 +27,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT = 1          # bumped when the content of a checkpoint changes
+FORMAT = 2          # bumped when the content of a checkpoint changes (2: intra-op threads recorded)
 SUFFIX = ".pt"
 CHECKPOINTS_DIR = "checkpoints"   # under a study's results directory; not committed (.gitignore)
 
@@ -37,31 +43,70 @@ class Checkpoints:
     path: Path
     key: str          # RunSettings.key(): a checkpoint of other settings is never resumed
 
-    def load(self) -> dict | None:
-        """The saved state, or None when there is none or it belongs to other settings or software."""
+    def load(self) -> tuple[dict | None, str | None]:
+        """(the saved state, None), or (None, why it was ignored), or (None, None) when there is none.
+
+        Read as data only (``weights_only=True``): a file holding anything else is ignored."""
         import torch
 
+        if not self.path.exists():
+            return None, None
         try:
-            # Our own file, written by ``save``: it holds callbacks' state (plain Python objects),
-            # hence weights_only=False.
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            return None
-        except Exception:   # torn or foreign file: train from the start and overwrite it
-            return None
-        if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("key") != self.key \
-                or state.get("torch") != torch.__version__:
-            return None
-        return state
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:   # torn, truncated, foreign, or holding code: never executed, ignored
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            what = "holds objects other than tensors, numbers and strings (refused unread)" \
+                if "weights_only" in str(exc) or "Unsupported global" in str(exc) \
+                else "cannot be read (truncated or not a checkpoint)"
+            return None, f"{what}: {type(exc).__name__}: {first}"
+        if not isinstance(state, dict):
+            return None, "is not a checkpoint of this suite"
+        if state.get("format") != FORMAT:
+            return None, f"has checkpoint format {state.get('format')!r}, this version writes {FORMAT}"
+        if state.get("torch") != str(torch.__version__):
+            return None, f"was written by torch {state.get('torch')}, this is torch {torch.__version__}"
+        if state.get("key") != self.key:
+            return None, "belongs to other settings of this run"
+        return state, None
 
     def save(self, state: dict) -> None:
+        """Write ``state`` atomically; refuse state that ``load`` could not read back as data."""
         import torch
 
         from ..running.records import write_atomic
 
         buf = io.BytesIO()
-        torch.save({**state, "format": FORMAT, "key": self.key, "torch": torch.__version__}, buf)
-        write_atomic(self.path, buf.getvalue())
+        torch.save({**state, "format": FORMAT, "key": self.key, "torch": str(torch.__version__)}, buf)
+        data = buf.getvalue()
+        try:
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            said = [line.strip() for line in str(exc).splitlines() if "Unsupported global" in line]
+            raise TypeError(f"checkpoint state {plain_problem(state) or ''} is not plain data: checkpoints hold "
+                            "only tensors, numbers, strings and lists, tuples or dicts of them (give the "
+                            "callback or controller a state_dict that converts it); torch: "
+                            f"{(said or [type(exc).__name__])[0]}") from None
+        write_atomic(self.path, data)
+
+
+def plain_problem(obj, where: str = "") -> str | None:
+    """Where in ``obj`` the first value is that is neither a tensor, a number, a string, None nor a
+    container of those (for the error message), or None."""
+    import torch
+
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, (torch.Tensor, torch.Size)):
+        return None     # exact types: a str or int subclass is another class to the unpickler
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return f"{where or 'state'} ({type(obj).__name__})"
+    for k, v in items:
+        found = plain_problem(v, f"{where}[{k!r}]")
+        if found:
+            return found
+    return None
 
 
 def discard(directory: str | Path | None, stem: str) -> None:

@@ -3,11 +3,12 @@
 Two sources:
 - ``cifar10``: torchvision's CIFAR10 (download + md5 check into the data directory);
 - ``imagefolder``: ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*`` images of any size,
-  converted to 32x32 RGB. Classes are the sorted folder names of ``train/``.
+  converted to 32x32 RGB (``training.data_imagefolder``). Classes are the sorted folder names of ``train/``.
 
 Decoded tensors are cached in ``TRICKS_CACHE_DIR`` (default ``~/.cache/backprop-tricks``) under a
 key made from the source's file listing (names, sizes, modification times), so a changed source
-is decoded again. Each dataset carries a sha256 of its decoded contents for provenance.
+is decoded again. Each dataset carries a sha256 of its decoded contents for provenance, and the
+image files it skipped as unreadable (the cache keeps them too, so a cached load still reports them).
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields as dataclass_fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import DataError
+from .data_imagefolder import (DATA_DIR_HINT, IMAGE_EXTENSIONS, SIZE, decode_split, fingerprint,  # noqa: F401
+                               imagefolder_listing, warn_skipped)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
-SIZE = 32  # pixels, height and width the network expects
-CACHE_VERSION = 1  # bump when the cached format or decoding changes
+CACHE_VERSION = 2  # bump when the cached format or decoding changes (2: the cache keeps "skipped")
 DATASETS = ("cifar10", "imagefolder")
+SKIPPED_EXAMPLES = 10  # skipped files named by Dataset.describe()
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,13 @@ class Dataset:
     source: DataSource
     checksum: str          # sha256 of the decoded tensors and class names
     cache_file: str | None = None   # the cache file it was read from or written to (None: not cached)
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out, relative to the root
 
     def describe(self) -> dict:
         return {"kind": self.source.kind, "root": str(Path(self.source.root).resolve()),
                 "train_images": int(self.train_y.numel()), "test_images": int(self.test_y.numel()),
-                "classes": self.classes, "sha256": self.checksum}
+                "classes": self.classes, "sha256": self.checksum,
+                "skipped_images": {"count": len(self.skipped), "examples": list(self.skipped[:SKIPPED_EXAMPLES])}}
 
 
 def default_cache_dir() -> Path:
@@ -69,114 +72,46 @@ def content_checksum(train_x, train_y, test_x, test_y, classes) -> str:
     return h.hexdigest()
 
 
+def _fields(train_x, train_y, test_x, test_y, classes, skipped) -> dict:
+    """What the cache holds: the Dataset's fields but its source and cache file."""
+    return dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes,
+                checksum=content_checksum(train_x, train_y, test_x, test_y, classes), skipped=skipped)
+
+
 # ---------------------------------------------------------------------------------------------
 # imagefolder
 
-def _list_split(root: Path, split: str) -> dict[str, list[Path]]:
-    d = root / split
-    if not d.is_dir():
-        raise DataError(f"{root} has no '{split}/' folder; an imagefolder dataset needs "
-                        f"{root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg")
-    classes = sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataError(f"{d} has no class folders; put each class's images in {d}/<class>/")
-    if len(classes) < 2:
-        raise DataError(f"{d} has one class folder ({classes[0]}); a classifier needs at least two classes")
-    files = {}
-    for c in classes:
-        imgs = sorted(p for p in (d / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        if not imgs:
-            raise DataError(f"class folder {d / c} has no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-        files[c] = imgs
-    return files
-
-
-def _imagefolder_listing(root: Path) -> tuple[dict, dict]:
-    if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist; pass --data-dir with train/ and test/ folders")
-    train, test = _list_split(root, "train"), _list_split(root, "test")
-    only_train, only_test = sorted(set(train) - set(test)), sorted(set(test) - set(train))
-    if only_train or only_test:
-        parts = []
-        if only_train:
-            parts.append(f"missing from test/: {', '.join(only_train)}")
-        if only_test:
-            parts.append(f"present only in test/: {', '.join(only_test)}")
-        raise DataError(f"{root}: train/ and test/ must have the same class folders ({'; '.join(parts)})")
-    return train, test
-
-
-def _fingerprint(files: dict[str, list[Path]]) -> str:
-    h = hashlib.sha256()
-    for c, paths in files.items():
-        for p in paths:
-            st = p.stat()
-            h.update(f"{c}/{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def _decode(path: Path) -> np.ndarray | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (SIZE, SIZE):
-                im = im.resize((SIZE, SIZE), Image.Resampling.BILINEAR)
-            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
-    except Exception:  # any unreadable or truncated file: reported by the caller, with its name
-        return None
-
-
-def _decode_split(files: dict[str, list[Path]], split: str, progress: bool):
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    paths = [p for c in files for p in files[c]]
-    labels = [i for i, c in enumerate(files) for _ in files[c]]
-    workers = max(1, min(os.cpu_count() or 1, 8))
-    with ProcessPoolExecutor(workers) as pool:
-        arrays = list(tqdm(pool.map(_decode, paths, chunksize=512), total=len(paths),
-                           desc=f"decoding {split}", unit="img", disable=not progress, leave=False))
-    bad = [p for p, a in zip(paths, arrays) if a is None]
-    if bad:
-        warnings.warn(f"skipped {len(bad)} unreadable image(s) in {split}/, e.g. {bad[0]}"
-                      + (f", {bad[1]}" if len(bad) > 1 else ""), stacklevel=2)
-    keep = [i for i, a in enumerate(arrays) if a is not None]
-    if not keep:
-        raise DataError(f"no readable images in {split}/ (first file: {paths[0]})")
-    readable = {labels[i] for i in keep}
-    empty = [c for i, c in enumerate(files) if i not in readable]
-    if empty:
-        raise DataError(f"class folder {split}/{empty[0]} has no readable image (all {len(files[empty[0]])} failed "
-                        f"to decode, e.g. {files[empty[0]][0]}); fix or remove it")
-    x = torch.from_numpy(np.stack([arrays[i] for i in keep]))
-    y = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
-    return x, y
-
-
 def _load_imagefolder(root: Path, cache_dir: Path, progress: bool) -> Dataset:
-    train_files, test_files = _imagefolder_listing(root)
-    key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{_fingerprint(train_files)}:"
-                         f"{_fingerprint(test_files)}".encode()).hexdigest()[:20]
+    train_files, test_files = imagefolder_listing(root)
+    key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{fingerprint(train_files)}:"
+                         f"{fingerprint(test_files)}".encode()).hexdigest()[:20]
     cache = cache_dir / f"imagefolder-{key}.pt"
     source = DataSource("imagefolder", str(root))
-    cached = _read_cache(cache, mmap=True)   # mapped: pages load on first touch, shared by processes
-    if cached is not None:
-        return Dataset(**cached, source=source, cache_file=str(cache))
-    train_x, train_y = _decode_split(train_files, "train", progress)
-    test_x, test_y = _decode_split(test_files, "test", progress)
-    classes = list(train_files)
-    fields = dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes,
-                  checksum=content_checksum(train_x, train_y, test_x, test_y, classes))
-    return Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
+    ds = _from_cache(cache, source)   # mapped: pages load on first touch, shared by processes
+    if ds is None:
+        train_x, train_y, train_bad = decode_split(root, train_files, "train", progress)
+        test_x, test_y, test_bad = decode_split(root, test_files, "test", progress)
+        fields = _fields(train_x, train_y, test_x, test_y, list(train_files), train_bad + test_bad)
+        ds = Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
+    warn_skipped(root, ds.skipped)   # decoded now or earlier: said every time the data is loaded
+    return ds
 
 
 # ---------------------------------------------------------------------------------------------
 # cifar10 (torchvision)
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+def _cifar_missing_message(root: Path, exc: Exception) -> str:
+    from torchvision.datasets import CIFAR10
+
+    return (f"CIFAR-10 is not in {root} and the download failed ({type(exc).__name__}: {exc}). "
+            f"Download {CIFAR10.filename} from {CIFAR_URL} and put it into {root}, or into another folder "
+            f"and {DATA_DIR_HINT}; then run again. For a folder of images instead (such as a JPEG copy of "
+            "CIFAR-10, laid out as PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg) use --dataset "
+            "imagefolder --data-dir PATH (with make: DATASET=imagefolder DATA_DIR=PATH)")
 
 
 def _load_cifar10(root: Path, cache_dir: Path, progress: bool) -> Dataset:
@@ -187,7 +122,7 @@ def _load_cifar10(root: Path, cache_dir: Path, progress: bool) -> Dataset:
     archive = root / CIFAR10.filename
     if archive.exists() and not check_integrity(str(archive), CIFAR10.tgz_md5):
         raise DataError(f"{archive} fails its md5 checksum (expected {CIFAR10.tgz_md5}); "
-                        "delete it and download cifar-10-python.tar.gz again")
+                        f"delete it and download {CIFAR10.filename} again from {CIFAR_URL}")
     try:
         root.mkdir(parents=True, exist_ok=True)
         sets = [CIFAR10(str(root), train=t, download=not _cifar_present(root)) for t in (True, False)]
@@ -195,20 +130,16 @@ def _load_cifar10(root: Path, cache_dir: Path, progress: bool) -> Dataset:
         raise DataError(f"CIFAR-10 in {root} is corrupted ({exc}); delete {root / CIFAR10.base_folder} "
                         f"and put a fresh {CIFAR10.filename} into {root}") from None
     except Exception as exc:  # no network, proxy, disk...
-        raise DataError(f"CIFAR-10 is not in {root} and the download failed ({type(exc).__name__}: {exc}). "
-                        f"Download {CIFAR10.filename} from https://www.cs.toronto.edu/~kriz/cifar.html, put it "
-                        f"into {root} (or pass --data-dir), and run again") from None
+        raise DataError(_cifar_missing_message(root, exc)) from None
     key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{_cifar_fingerprint(root)}".encode()).hexdigest()[:20]
     cache = cache_dir / f"cifar10-{key}.pt"
-    cached = _read_cache(cache, mmap=True)   # mapped: pages load on first touch, shared by processes
+    cached = _from_cache(cache, source)   # mapped: pages load on first touch, shared by processes
     if cached is not None:
-        return Dataset(**cached, source=source, cache_file=str(cache))
+        return cached
     (train_x, train_y), (test_x, test_y) = [
         (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets, dtype=torch.int64))
         for s in sets]
-    classes = list(sets[0].classes)
-    fields = dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes,
-                  checksum=content_checksum(train_x, train_y, test_x, test_y, classes))
+    fields = _fields(train_x, train_y, test_x, test_y, list(sets[0].classes), [])
     return Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
 
 
@@ -231,13 +162,26 @@ def _cifar_fingerprint(root: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 # cache
 
+_CACHED = {f.name for f in dataclass_fields(Dataset)} - {"source", "cache_file"}
+
+
 def _read_cache(path: Path, mmap: bool = False) -> dict | None:
+    """The cached fields, or None when the file is missing, torn, or not of this format (an older
+    cache without "skipped", say): such a file is simply rebuilt."""
     if not path.exists():
         return None
     try:
-        return torch.load(path, weights_only=True, mmap=mmap)
-    except Exception:  # a torn or stale cache file is simply rebuilt
+        cached = torch.load(path, weights_only=True, mmap=mmap)
+    except Exception:
         return None
+    return cached if isinstance(cached, dict) and set(cached) == _CACHED else None
+
+
+def _from_cache(path: Path, source: DataSource, checksum: str | None = None) -> Dataset | None:
+    cached = _read_cache(path, mmap=True)
+    if cached is None or (checksum is not None and cached["checksum"] != checksum):
+        return None
+    return Dataset(**cached, source=source, cache_file=str(path))
 
 
 def _write_cache(path: Path, fields: dict) -> str | None:
@@ -258,11 +202,9 @@ def load_cached(source: DataSource, cache_file: str, checksum: str) -> Dataset |
 
     For worker processes, given the file the study process loaded: the file is memory-mapped (its
     pages are shared through the page cache, copy-on-write), and the data folder is neither listed
-    nor fingerprinted again (about 1 s for 60,000 files)."""
-    cached = _read_cache(Path(cache_file), mmap=True)
-    if cached is None or cached.get("checksum") != checksum:
-        return None
-    return Dataset(**cached, source=source, cache_file=cache_file)
+    nor fingerprinted again (about 1 s for 60,000 files). Skipped images are not warned about again
+    here: the study process did."""
+    return _from_cache(Path(cache_file), source, checksum)
 
 
 def load_dataset(source: DataSource, cache_dir: Path | None = None, progress: bool = True) -> Dataset:

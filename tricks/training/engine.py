@@ -43,6 +43,7 @@ FLUSH_DENORMALS = True
 # Offsets that give each random stream of a run its own seed (seed k: init k, data order k, ...).
 DROPOUT_SEED_OFFSET = 1_000_003     # the global RNG: dropout masks
 AUGMENT_SEED_OFFSET = 2_000_003     # the run's augmentation generator, on the training device
+STEP_SEED_OFFSET = 3_000_017        # the generator given to before_optimizer_step hooks, on the device
 
 Event = Callable[[str, dict], None]
 
@@ -58,7 +59,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
                     precision: str = "fp32", hooks: StepHooks | None = None,
                     after_step: Callable[[], None] | None = None, augment_generator: torch.Generator | None = None,
                     on_step: Callable[[int, int], None] | None = None,
-                    memory_format: torch.memory_format = MEMORY_FORMAT) -> tuple[float, float]:
+                    memory_format: torch.memory_format = MEMORY_FORMAT,
+                    step_generator: torch.Generator | None = None) -> tuple[float, float]:
     """One pass over ``images`` (uint8 NCHW) in ``order`` (a permutation of their indices).
 
     Per step: scale to [0, 1], augment (training only), input transform, forward, the criterion plus
@@ -88,7 +90,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for hook in hooks.before_optimizer_step:
-            hook(model)
+            hook(model, step_generator)
         optimizer.step()
         if after_step is not None:
             after_step()
@@ -120,13 +122,20 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
     """Train one (variant, seed): see ``_train_run``. On CPU, subnormal floats are flushed to zero for
     the run (``FLUSH_DENORMALS``) and IEEE behaviour is restored afterwards, so a notebook or test
     process that called it keeps its floating-point mode; the outcome says which (``denormals``)."""
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        # The run's own intra-op thread count, whatever else is running or pending: the thread count
+        # changes a run's arithmetic, so it is one of the run's settings (``RunSettings.threads``).
+        torch.set_num_threads(settings.threads)
     flushed = device.type == "cpu" and FLUSH_DENORMALS and torch.set_flush_denormal(True)
     try:
         out = _train_run(recipe, settings, dataset, device, on_event, checkpoints)
+        threads = torch.get_num_threads()
     finally:
         if flushed:
             torch.set_flush_denormal(False)
-    return {**out, "denormals": "flushed" if flushed else "kept"}
+        torch.set_num_threads(threads_before)
+    return {**out, "denormals": "flushed" if flushed else "kept", "threads": threads}
 
 
 def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None,
@@ -162,6 +171,8 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
     torch.manual_seed(settings.seed + DROPOUT_SEED_OFFSET)  # dropout masks: fixed per seed, apart from init
     aug_gen = torch.Generator(device=device).manual_seed(settings.seed + AUGMENT_SEED_OFFSET) \
         if hooks.augment else None
+    step_gen = torch.Generator(device=device).manual_seed(settings.seed + STEP_SEED_OFFSET) \
+        if hooks.before_optimizer_step else None
     trace = LRTrace()
 
     def after_step():
@@ -171,8 +182,12 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
     trace.record(0, lr.lr)
     history, status, stop_reason = [], "ok", ""
     train_seconds = eval_seconds = 0.0
-    generators = {"order": order, "augment": aug_gen}
-    saved = checkpoints.load() if checkpoints is not None else None
+    generators = {"order": order, "augment": aug_gen, "step": step_gen}
+    saved, ignored = checkpoints.load() if checkpoints is not None else (None, None)
+    notices = []    # one-line messages for the user, also kept in the run's record
+    if ignored is not None:
+        notices.append(f"ignored checkpoint {checkpoints.path}: it {ignored}; this run trains from epoch 1")
+        emit("notice", {"message": notices[-1]})
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -190,7 +205,8 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
         perm = recipe.data_order(train_y.numel(), order)
         loss, nll = train_one_epoch(model, optimizer, train_x, train_y, transform, settings.batch_size, perm,
                                     settings.precision, hooks, after_step, aug_gen,
-                                    on_step=lambda s, n, e=epoch: emit("step", {"epoch": e, "step": s, "steps": n}))
+                                    on_step=lambda s, n, e=epoch: emit("step", {"epoch": e, "step": s, "steps": n}),
+                                    step_generator=step_gen)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
@@ -226,6 +242,7 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
             checkpoints.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                               "lr": lr.state_dict(), "callbacks": [cb.state_dict() for cb in callbacks],
                               "trace": trace.state_dict(), "rng": rng_state(generators, device),
+                              "threads": torch.get_num_threads(),
                               "history": history, "train_seconds": train_seconds, "eval_seconds": eval_seconds})
     if status == "ok" and callbacks:
         for cb in callbacks:
@@ -240,5 +257,5 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
             "optimizer_class": recipe.optimizer_class().__name__,
             "lr_trace": trace.to_dict(budget.steps_per_epoch),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "resumed_from_epoch": saved["epoch"] if saved is not None else 0,
+            "resumed_from_epoch": saved["epoch"] if saved is not None else 0, "notices": notices,
             "train_images": int(train_y.numel()), "validation_images": int(val_y.numel())}

@@ -1,0 +1,228 @@
+"""REPORT.md as text, from a study's tables: what was run, missing/corrupted/diverged runs, findings,
+tables and figure captions. Reads only the stored runs' tables (no torch, no drawing)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ..running.records import run_stem
+from .report_findings import effect_findings, findings, fmt_p, pct
+from .studydata import StudyData
+
+FIGURES = ("micro_f1.png", "deltas.png", "effects.png", "interactions.png", "confusion_matrices.png",
+           "per_class_f1.png", "learning_curves.png", "lr_schedule.png")   # in the order they appear
+SKIPPED_SHOWN = 10   # unreadable image paths named in the report (the dataset description keeps 10)
+
+
+def _revisions(records: list[dict]) -> list[str]:
+    """The git revisions the runs were made at, each marked if the tree had uncommitted changes."""
+    dirty: dict[str, bool] = {}
+    for r in records:
+        g = (r.get("provenance") or {}).get("git") or {}
+        rev = (g.get("revision") or "unknown")[:12]
+        dirty[rev] = dirty.get(rev, False) or bool(g.get("dirty"))
+    return [f"`{rev}`" + (" (with uncommitted changes)" if d else "") for rev, d in sorted(dirty.items())]
+
+
+def _elapsed_minutes(records: list[dict]) -> float:
+    """Wall time of the study as the runs record it: first start (finish minus run time) to last finish."""
+    times = [(datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp(), r.get("wall_seconds", 0.0))
+             for r in records if r.get("finished_at")]
+    if not times:
+        return math.nan
+    return (max(t for t, _ in times) - min(t - w for t, w in times)) / 60
+
+
+def _rel(path: str, directory: Path) -> str:
+    p = Path(path)
+    try:
+        return str(p.relative_to(directory))
+    except ValueError:
+        return str(p)
+
+
+def _cpus(recs: list[dict]) -> list[str]:
+    """Each CPU model the runs trained on, with its run count where there is more than one."""
+    counts: dict[str, int] = {}
+    for r in recs:
+        cpu = (r.get("provenance") or {}).get("cpu", "?")
+        counts[cpu] = counts.get(cpu, 0) + 1
+    return list(counts) if len(counts) < 2 else [f"{c} ({n} runs)" for c, n in counts.items()]
+
+
+def _denormals(recs: list[dict]) -> str:
+    """How the CPU runs treated subnormal floats (engine.FLUSH_DENORMALS), when any record says."""
+    said = [p["denormals"] for p in ((r.get("provenance") or {}) for r in recs) if "denormals" in p]
+    if not said:
+        return ""
+    flushed = said.count("flushed")
+    return (f"; subnormal floats flushed to zero in {flushed} of {len(recs)} runs (the others kept them; "
+            "see docs/benchmarks.md, 'Subnormals flushed to zero')" if flushed < len(recs) else
+            "; subnormal floats flushed to zero")
+
+
+def _skipped_images(manifest: dict, recs: list[dict]) -> str:
+    """The report's line on images the loader could not decode and left out ('' when none), from the
+    dataset description's ``skipped_images`` (count, and up to SKIPPED_SHOWN example paths) in
+    study.json, or in the run records where study.json predates that key."""
+    for ds in [manifest.get("dataset"), *(r.get("dataset") for r in recs)]:
+        skipped = ds.get("skipped_images") if isinstance(ds, dict) else None
+        if isinstance(skipped, dict) and skipped.get("count", 0) > 0:
+            n = skipped["count"]
+            shown = list(skipped.get("examples") or [])[:min(n, SKIPPED_SHOWN)]
+            return (f"- skipped {n} unreadable image(s) when decoding, so no run trained or tested on them"
+                    + (": " + ", ".join(f"`{e}`" for e in shown) if shown else "")
+                    + (f" and {n - len(shown)} more" if shown and n > len(shown) else ""))
+    return ""
+
+
+def _diverged(recs: list[dict]) -> list[str]:
+    """The Diverged runs section: how many of the finished runs diverged, which, and why."""
+    diverged = [r for r in recs if r["status"] == "diverged"]
+    if not diverged:
+        return []
+    names = ", ".join(run_stem(r["variant"], r["seed"]) for r in diverged)
+    return ["## Diverged runs", "",
+            f"Diverged runs: {len(diverged)} of {len(recs)} finished ({names}): training loss became non-finite, "
+            "so they have no score; the statistics below leave them out (the summary's 'diverged' column "
+            "counts them).", "",
+            *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason') or 'no reason recorded'}"
+              for r in diverged], ""]
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, drawn: set[str],
+                    effects: pd.DataFrame | None = None) -> str:
+    m = data.manifest
+    ds = m["dataset"]
+    recs = data.records
+    prov = recs[0]["provenance"] if recs else {}
+    compute = sum(r.get("wall_seconds", 0.0) for r in recs)
+    finished = sorted(r.get("finished_at", "") for r in recs if r.get("finished_at"))
+    elapsed = _elapsed_minutes(recs)
+    engines = sorted({str((r.get("settings") or {}).get("engine", "?")) for r in recs})
+    devices = sorted({r["provenance"].get("device", "?") + (" / " + r["provenance"]["gpu"]
+                                                            if r["provenance"].get("gpu") else "")
+                      for r in recs})
+    lines = [f"# Report: {m['spec']['name']}", "",
+             "_Generated by `tricks figures` from the stored runs in this directory; every number below is "
+             "computed from them, so regenerating it gives the same file._", "",
+             m["spec"].get("description", ""), "", "## What was run", "",
+             f"- spec: `{m['spec'].get('path', '')}` ({len(data.order)} variants); seeds: "
+             f"{', '.join(map(str, m['seeds']))}; epochs: {m['epochs']}; batch: {m['batch_size']}; "
+             f"training images: {m['train_subset'] or ds.get('train_images')} "
+             f"({'class-balanced subset' if m['train_subset'] else 'the whole training split'}); "
+             f"precision: {m.get('precision', 'fp32')}"
+             + (f"; validation: {m['validation']} class-balanced images held out of training (read by callbacks "
+                "and metric-driven schedules; final metrics are on the test split)" if m.get("validation") else ""),
+             f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
+             f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
+             *[line for line in [_skipped_images(m, recs)] if line],
+             f"- device: {', '.join(devices) or 'n/a'}; CPU: {', '.join(_cpus(recs)) or 'n/a'}; "
+             f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}"
+             + _denormals(recs),
+             f"- code: git {', '.join(_revisions(recs)) or 'unknown'}; engine version {', '.join(engines) or '?'} "
+             "(part of every run's settings: runs from another engine version are never mixed in)",
+             f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"
+             + (f"; elapsed from the first run's start to the last run's end: {elapsed:.1f} min, any pauses "
+                f"between invocations included (runs finished from {finished[0]} to {finished[-1]})"
+                if finished else ""), ""]
+    design = m["spec"].get("design")
+    if design:
+        lines += ["## Design", "",
+                  f"- {design['kind']} design over {len(design['factors'])} factors, {len(design['matrix'])} variants"
+                  + (f", resolution {design['resolution']}" if design.get("resolution") else ""),
+                  *[f"- factor `{f['name']}`: " + ", ".join(t["name"] for t in f["tricks"]) for f in design["factors"]]]
+        if design.get("generators"):
+            lines += ["- generators: " + "; ".join(f"`{g}`" for g in design["generators"])]
+        if design.get("aliases"):
+            lines += ["- aliases (effects that this design cannot tell apart):", "",
+                      *[f"  - `{a}`" for a in design["aliases"]]]
+        lines += [""]
+    if data.missing:
+        lines += ["## Missing runs", "",
+                  f"{len(data.missing)} planned run(s) have no finished result (not run yet, interrupted, or "
+                  "failed); the statistics below use only the finished ones:",
+                  ", ".join(f"{v} seed {s}" for v, s in data.missing), ""]
+        failed = [(v, s, data.failures[run_stem(v, s)]["reason"]) for v, s in data.missing
+                  if run_stem(v, s) in data.failures]
+        if failed:
+            lines += ["Failed in the latest invocation:", "",
+                      *[f"- {v} seed {s}: {reason.splitlines()[0]}" for v, s, reason in failed], ""]
+    if data.corrupted:
+        lines += ["## Corrupted run files", "",
+                  f"{len(data.corrupted)} run file(s) exist but cannot be used (torn, edited or from another tool); "
+                  "they are left out of everything below. Delete them and run the same 'tricks ablation' command "
+                  "to train those runs again:", "",
+                  *[f"- `{_rel(p, data.directory)}`: {why}" for p, why in data.corrupted.items()], ""]
+    lines += _diverged(recs)
+    lines += ["## Findings", "", *[f"- {f}" for f in effect_findings(effects) + findings(data, summary, deltas)], "",
+              f"Verdicts: the family is every comparison in the table below ({len(deltas)}); a delta is an "
+              "improvement or a regression when its paired t-test p-value, Holm-adjusted over that family, is "
+              "below 0.05; otherwise it is within noise. The 95% t-intervals are per comparison (not adjusted) "
+              "and clipped to the metric's range, as are the summary's. MDE: the smallest delta this comparison "
+              "detects with 80% power; P(better): the share of seeds where the variant beats the one it is "
+              "compared with. The exact sign-flip permutation p-value is shown too; with n seeds it cannot go "
+              f"below 2/2^n ({2 / 2 ** max(1, len(m['seeds'])):.3g} here).", ""]
+    s = summary.copy()
+    show = pd.DataFrame({
+        "variant": s["variant"], "seeds ok": s["runs_ok"], "diverged": s["runs_diverged"],
+        "micro-F1 %": s["micro_f1_mean"].map(pct), "std": s["micro_f1_std"].map(pct),
+        "95% CI": [f"[{pct(a)}, {pct(b)}]" if math.isfinite(a) else n or "n/a"
+                   for a, b, n in zip(s["micro_f1_ci_low"], s["micro_f1_ci_high"], s["note"])],
+        "macro-F1 %": s["macro_f1_mean"].map(pct)})
+    lines += ["## Summary (micro-F1 = accuracy for single-label data)", "", _table(show), ""]
+    if len(deltas):
+        d = deltas
+        show = pd.DataFrame({
+            "variant": d["variant"], "against": d["against"], "n": d["n"],
+            "delta pts": d["delta"].map(lambda x: pct(x, True)),
+            "95% CI": [f"[{pct(a, True)}, {pct(b, True)}]" for a, b in zip(d["ci_low"], d["ci_high"])],
+            "t-test p": d["t_p"].map(fmt_p), "Holm p": d["p_holm"].map(fmt_p),
+            "sign-flip p": d["sign_flip_p"].map(fmt_p),
+            "MDE pts": d["mde"].map(pct), "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
+            "verdict": d["verdict"]})
+        lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
+    if effects is not None and len(effects):
+        e = effects
+        show = pd.DataFrame({
+            "term": e["term"], "kind": e["kind"], "effect pts": e["effect"].map(lambda x: pct(x, True)),
+            "95% CI": [f"[{pct(a, True)}, {pct(b, True)}]" for a, b in zip(e["ci_low"], e["ci_high"])],
+            "p": e["p"].map(fmt_p), "Holm p": e["p_holm"].map(fmt_p), "verdict": e["verdict"],
+            "aliased with": e["aliases"].map(lambda a: f"`{a}`" if a else "")})
+        lines += ["## Effects (least squares, seed as a block)", "",
+                  "Each effect is the change in micro-F1 from the factor's off to its on level, averaged over the "
+                  "design; an interaction a*b is half the difference between a's effect with b on and with b off. "
+                  "Verdicts: Holm-adjusted p over the effects below. Terms a fractional design cannot tell apart "
+                  "are estimated once and their aliases named.", "", _table(show), ""]
+    captions = {
+        "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",
+        "deltas.png": f"Paired deltas against {data.reference} with 95% intervals.",
+        "effects.png": "Main effects and two-factor interactions with 95% intervals.",
+        "interactions.png": "The strongest two-factor interactions: mean micro-F1 at the four combinations.",
+        "confusion_matrices.png": "Row-normalized confusion matrices, seeds summed.",
+        "per_class_f1.png": "Per-class F1, mean over seeds.",
+        "learning_curves.png": "Test accuracy and training loss per epoch (mean; band from worst to best seed).",
+        "lr_schedule.png": "Learning rate in each epoch." if not any(r.get("lr_trace") for r in recs)
+        else "Learning rate at every optimizer step (first seed of each variant)."}
+    if drawn:
+        lines += ["## Figures", ""]
+        for name in FIGURES:
+            if name in drawn:
+                lines += [f"### {captions[name]}", "", f"![{name}](figures/{name})", ""]
+    lines += ["## Files", "", "- `runs.csv`: one row per finished run; `runs/*.json`: each run's history, "
+              "confusion matrix, per-class report and provenance", "- `summary.csv`: one row per variant; "
+              "`deltas.csv`: one row per comparison", "- regenerate everything here with "
+              f"`tricks figures --results {data.directory}` (no training)", ""]
+    return "\n".join(lines)
