@@ -7,8 +7,8 @@ import torch
 from tricks.plugins import load_plugins
 from tricks.running.settings import RunSettings
 from tricks.running.study import StudyOptions, run_study
-from tricks.specs.recipe import build_recipe
-from tricks.specs.spec import load_spec
+from tricks.training.recipe import build_recipe
+from tricks.plugins import load_spec
 from tricks.training.checkpoint import CHECKPOINTS_DIR, Checkpoints, checkpoint_path, discard
 from tricks.training.data import DataSource, load_dataset
 from tricks.training.engine import train_run

@@ -139,10 +139,10 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it():
 
 def test_figures_on_a_read_only_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     """As root a chmod does not stop writes, so the read-only file system is simulated where every
-    results file is written (records.write_atomic's temporary file)."""
+    results file is written (files.write_atomic's temporary file)."""
     import errno
 
-    import tricks.running.records as records
+    import tricks.files as files
 
     from .conftest import write_fake_study
 
@@ -150,7 +150,7 @@ def test_figures_on_a_read_only_folder_is_one_line_exit_2(tmp_path, monkeypatch,
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(out / "runs.csv"))
-    monkeypatch.setattr(records.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     assert main(["figures", "--results", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"tricks: error: cannot write the report into {out}: Read-only file system ({out / 'runs.csv'}); "

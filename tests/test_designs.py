@@ -9,7 +9,7 @@ import pytest
 
 from tricks.errors import SpecError
 from tricks.specs.designs import Factor, generate
-from tricks.specs.spec import parse_spec
+from tricks.plugins import parse_spec
 
 SIX = [("norm", '{ name = "normalize_inputs" }'), ("exp_lr", '{ name = "exp_lr" }'),
        ("wd", '{ name = "weight_decay" }'), ("kaiming", '{ name = "kaiming_init" }'),

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from tricks.training.data import DataSource, load_dataset
-from tricks.specs.recipe import build_recipe
+from tricks.training.recipe import build_recipe
 from tricks.training.engine import train_run
 from tricks.plugins import load_plugins
 from tricks.running.settings import RunSettings
-from tricks.specs.spec import load_spec
+from tricks.plugins import load_spec
 
 from .conftest import plugin_spec
 

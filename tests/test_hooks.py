@@ -13,7 +13,7 @@ from tricks.plugins import load_plugins
 from tricks.plugins.early_stopping import EarlyStopping
 from tricks.running.settings import RunSettings
 from tricks.specs.callbacks import EpochState
-from tricks.specs.recipe import StepHooks, build_recipe
+from tricks.training.recipe import StepHooks, build_recipe
 from tricks.training.data import DataSource, load_dataset, split_training
 from tricks.training.engine import evaluate, train_one_epoch, train_run
 from tricks.training.lr_trace import MAX_POINTS, LRTrace

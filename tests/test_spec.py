@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tricks.errors import SpecError
-from tricks.specs.spec import load_spec, parse_spec
+from tricks.plugins import load_spec, parse_spec
 
 from .conftest import REPO, STUDY_SPEC
 

@@ -17,7 +17,7 @@ from tricks.running.executors import LocalExecutor
 from tricks.running.plan import StudyOptions, unstarted
 from tricks.running.records import run_path
 from tricks.running.study import run_study
-from tricks.specs.spec import load_spec
+from tricks.plugins import load_spec
 from tricks.training.data import DataSource, load_cached, load_dataset
 from tricks.training.model import baseline_net, insert_after, pool_before_activation
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tricks.specs.spec import load_spec
+from tricks.plugins import load_spec
 
 from .conftest import REPO
 

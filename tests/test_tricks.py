@@ -9,9 +9,9 @@ from torch import nn
 from tricks.specs.base import Trick
 from tricks.errors import SpecError
 from tricks.plugins import load_plugins
-from tricks.specs.recipe import Recipe
+from tricks.training.recipe import Recipe
 from tricks.specs.registry import TRICKS
-from tricks.specs.spec import load_spec
+from tricks.plugins import load_spec
 from tricks.training.schedule import Budget, Schedule
 
 from .conftest import STUDY_SPEC

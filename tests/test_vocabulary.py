@@ -9,7 +9,7 @@ from torch.optim import lr_scheduler as L
 
 from tricks.errors import SpecError
 from tricks.plugins import load_plugins
-from tricks.specs.recipe import build_recipe
+from tricks.training.recipe import build_recipe
 from tricks.specs.registry import TRICKS
 from tricks.training.schedule import Budget
 

@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Trick": "tricks.specs.base", "Param": "tricks.specs.params", "register_trick": "tricks.specs.registry",
     "TRICKS": "tricks.specs.registry", "Callback": "tricks.specs.callbacks", "EpochState": "tricks.specs.callbacks",
-    "Schedule": "tricks.training.schedule", "Warmup": "tricks.training.schedule", "Budget": "tricks.training.schedule",
+    "Schedule": "tricks.specs.types", "Warmup": "tricks.specs.types", "Budget": "tricks.specs.types",
+    "Batch": "tricks.specs.types", "TrainSplit": "tricks.specs.types",
     "load_study": "tricks.analysis.api",   # stored results as pandas tables, for notebooks (no torch)
 }
 __all__ = sorted(_EXPORTS)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import Terminated, TricksError
+from .specs.spec_values import parse_seeds
 
 DEFAULT_SPEC = "benchmarks/backprop_tricks.toml"
 # Where a study goes without --out: a folder of the user's own, never one of the committed studies in
@@ -19,20 +20,6 @@ DEFAULT_OUT_ROOT = Path("results") / "local"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 143    # 128 + SIGTERM
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    from .specs.spec import check_seeds
-
-    parts = [p.strip() for p in text.split(",")]
-    if not text.strip() or "" in parts:
-        raise TricksError(f"--seeds takes comma-separated non-negative integers like 0,1,2 (no empty items); "
-                          f"got {text!r}")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise TricksError(f"--seeds takes comma-separated non-negative integers like 0,1,2; got {text!r}") from None
-    return check_seeds(values, "--seeds")
 
 
 def _positive(flag: str, value: int | None) -> int | None:
@@ -56,7 +43,7 @@ def cmd_list(args) -> int:
     from .specs.registry import TRICKS
 
     if args.spec:
-        from .specs.spec import load_spec
+        from .plugins import load_spec
 
         spec = load_spec(args.spec)
         print(f"spec {spec.name}: {spec.description}")
@@ -94,12 +81,12 @@ def cmd_ablation(args) -> int:
         start_fork_server()   # first: it imports torch & co for the workers while this process starts up
     from .training.data import DataSource
     from .running.settings import PRECISION_CHOICES
-    from .specs.spec import load_spec
+    from .plugins import load_spec
     from .running.plan import StudyOptions
     from .running.study import run_study
 
     spec = load_spec(args.spec)
-    seeds = _seeds(args.seeds) if args.seeds is not None else None
+    seeds = parse_seeds(args.seeds, "--seeds") if args.seeds is not None else None
     if args.variants is not None and not [v for v in args.variants.split(",") if v.strip()]:
         raise TricksError("--variants is empty; name variants like baseline,norm_inputs (tricks list --spec FILE)")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None

@@ -8,9 +8,12 @@ listing the modules under ``imports`` in a spec file.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Iterable
 
 from ..errors import SpecError
+from ..specs import spec as _spec
+from ..specs.spec import Spec
 
 BUILTIN_MODULES = (
     "normalize",      # normalize_inputs
@@ -41,6 +44,12 @@ BUILTIN_MODULES = (
     "activation",     # activation
     "lecun_init",     # lecun_init
     "xavier_init",    # xavier_init
+    "mixup",          # mixup          (augment_batch: soft targets)
+    "cutmix",         # cutmix         (augment_batch: soft targets)
+    "tta",            # tta            (predict: test-time augmentation)
+    "ema",            # ema            (after_optimizer_step + evaluation_model)
+    "swa",            # swa            (lr_schedule + after_optimizer_step + evaluation_model)
+    "sam",            # sam            (compute_gradients: two passes)
 )
 
 
@@ -60,3 +69,15 @@ def load_plugins(extra_modules: Iterable[str] = ()) -> None:
         except Exception as exc:  # a SyntaxError, a RuntimeError... in the user's module
             raise SpecError(f"trick module {mod!r} listed under 'imports' failed to import: "
                             f"{type(exc).__name__}: {exc}") from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    """``specs.spec.load_spec`` with the built-in tricks and the spec's ``imports`` registered first."""
+    load_plugins()
+    return _spec.load_spec(path, load_imports=load_plugins)
+
+
+def parse_spec(text: str, path: str | None = None) -> Spec:
+    """``specs.spec.parse_spec`` with the built-in tricks and the spec's ``imports`` registered first."""
+    load_plugins()
+    return _spec.parse_spec(text, path, load_imports=load_plugins)

@@ -15,8 +15,8 @@ def mse_on_probs(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     (Summed over classes, not averaged as ``F.mse_loss``'s 'mean' would: a sample's loss does not
     shrink with the number of classes.) The net outputs log-probabilities, so softmax = exp.
     """
-    onehot = F.one_hot(targets, log_probs.shape[1]).to(log_probs.dtype)
-    return (log_probs.exp() - onehot).pow(2).sum(dim=1).mean()
+    onehot = targets if targets.dim() == 2 else F.one_hot(targets, log_probs.shape[1]).to(log_probs.dtype)
+    return (log_probs.exp() - onehot).pow(2).sum(dim=1).mean()   # soft targets (mixup): their probabilities
 
 
 @register_trick

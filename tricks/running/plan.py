@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..specs.recipe import build_recipe, trick_versions
+from ..training.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
 from ..training.data import DataSource
 from .records import check_record, run_path, run_stem

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
+
+from ..files import write_atomic  # noqa: F401 - the results layer writes through it
 
 RUNS_DIR = "runs"
 SCHEMA = 2                 # written by this version
@@ -27,23 +27,6 @@ READABLE_SCHEMAS = (1, 2)  # accepted when reading
 FINAL_STATUSES = ("ok", "diverged")   # a run in one of these is finished and is not redone
 RUNS_CSV_COLUMNS = ("variant", "seed", "status", "accuracy", "micro_f1", "macro_f1", "epochs",
                     "train_seconds", "eval_seconds", "wall_seconds", "device", "settings_key")
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8, or bytes) so that a reader sees the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)   # mkstemp's 0600 would make shared results unreadable to others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj) -> None:

@@ -42,7 +42,7 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
     import torch
 
     from ..plugins import load_plugins
-    from ..specs.recipe import build_recipe
+    from ..training.recipe import build_recipe
     from ..training.checkpoint import Checkpoints, checkpoint_path
     from ..training.engine import train_run
     from .provenance import provenance

@@ -1,1 +1,2 @@
-"""Specs and the trick contract: parse a spec, validate parameters, register tricks, build a recipe."""
+"""Specs and the trick contract: parse a spec, validate parameters, register tricks; the types hooks
+exchange (``types``). Nothing here imports a layer above it: runs are built in ``training``."""

@@ -25,25 +25,52 @@ hook                                 owner   contract
 ``callbacks()``                      shared  ``callbacks.Callback`` objects (per epoch)
 ===================================  ======  ===================================================
 
-Every training step (``training.engine.train_one_epoch``):
+Every training step (``training.engine.train_one_epoch``), in this order:
 
 ===================================  ======  ===================================================
 ``data_order(n, generator)``         single  each epoch's order of the n training images (a
                                              permutation; default: shuffled by the run's seed)
-``augment(batch, generator)``        shared  float [0, 1] NCHW training batch -> batch of the
+``augment(images, generator)``       shared  float [0, 1] NCHW training images -> images of the
                                              same shape; ``generator`` is the run's own, on the
                                              device. Never applied to validation or test images
+``augment_batch(batch, generator)``  shared  a ``Batch`` (images and targets) -> a ``Batch``,
+                                             after ``augment``; may return soft targets (a
+                                             probability per class: mixup, cutmix)
+``compute_gradients(model, inputs,   single  the step's forward/backward passes; default: one,
+targets, loss_fn)``                          ``loss, log_probs = loss_fn(model, inputs, targets)``
+                                             then ``loss.backward()``; returns (loss, log_probs)
+                                             of the first pass (SAM: two passes)
 ``loss_term(model)``                 shared  a scalar tensor added to the training loss (L1, ...)
 ``before_optimizer_step(model[,      shared  after backward, before ``optimizer.step()``
 generator])``                                (gradient clipping, gradient noise, ...); a hook
                                              that takes ``generator`` gets the run's own (on
                                              the device, seeded by the run's seed)
+``after_optimizer_step(model,        shared  after ``optimizer.step()``, before the LR
+optimizer)``                                 controller's step (EMA and SWA averages)
 ===================================  ======  ===================================================
 
+Every evaluation (validation and test alike, every epoch; ``training.engine.evaluate``):
+
+===================================  ======  ===================================================
+``evaluation_model(model, train)``   single  the module to evaluate instead of the trained one
+                                             (EMA or SWA weights), or ``model`` itself; ``train``
+                                             is the ``TrainSplit`` (batch-norm statistics of
+                                             averaged weights are re-estimated on it)
+``predict(model, inputs)``           single  log-probabilities for evaluation inputs (default
+                                             ``model(inputs)``; test-time augmentation)
+===================================  ======  ===================================================
+
+The criterion takes class indices or soft targets (``Batch.targets``): the baseline NLL of soft
+targets is ``-(targets * log_probs).sum(1).mean()``, which equals the target-weighted mix of the
+hard-target losses. A trick with state that a resumed run needs (EMA weights, say) gives it in
+``state_dict()``/``load_state_dict()`` as plain data (tensors, numbers, strings and containers of
+them): it goes into the run's per-epoch checkpoint.
+
 Random numbers: a hook draws only from the generator it is given (``init_weights``: the run's init
-stream; ``data_order``: the data-order stream; ``augment`` and ``before_optimizer_step``: their own
-streams). Torch's global RNG is the dropout masks' stream: a draw from it inside a hook shifts every
-later dropout mask, so the variant would differ from its base in more than the trick.
+stream; ``data_order``: the data-order stream; ``augment``, ``augment_batch`` and
+``before_optimizer_step``: their own streams). Torch's global RNG is the dropout masks' stream: a
+draw from it inside a hook shifts every later dropout mask, so the variant would differ from its
+base in more than the trick.
 
 A trick whose decisions read validation metrics sets ``needs_validation = True``: a variant
 using it is refused when the study's validation split is 0 images. Changing a trick's numerics
@@ -53,20 +80,22 @@ refuses their stored runs, or moves them aside and trains them again with ``--re
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 from .params import Param, resolve_params
-from ..training.schedule import Budget, Schedule, Warmup
+from .types import Batch, Budget, Schedule, TrainSplit, Warmup
 
 BUILD_HOOKS = ("input_transform", "modify_model", "init_weights", "optimizer_class", "optimizer_settings",
                "param_groups", "lr_schedule", "warmup", "criterion", "callbacks")
-STEP_HOOKS = ("data_order", "augment", "loss_term", "before_optimizer_step")
-HOOKS = BUILD_HOOKS + STEP_HOOKS
+STEP_HOOKS = ("data_order", "augment", "augment_batch", "compute_gradients", "loss_term", "before_optimizer_step",
+              "after_optimizer_step")
+EVAL_HOOKS = ("evaluation_model", "predict")
+HOOKS = BUILD_HOOKS + STEP_HOOKS + EVAL_HOOKS
 SINGLE_OWNER_HOOKS = ("input_transform", "init_weights", "optimizer_class", "param_groups", "lr_schedule",
-                      "warmup", "criterion", "data_order")
+                      "warmup", "criterion", "data_order", "compute_gradients", "evaluation_model", "predict")
 SHARED_HOOKS = tuple(h for h in HOOKS if h not in SINGLE_OWNER_HOOKS)
 
 
@@ -115,7 +144,14 @@ class Trick:
     def data_order(self, n: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def augment(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def augment_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
+        raise NotImplementedError
+
+    def compute_gradients(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                          loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def loss_term(self, model: nn.Module) -> torch.Tensor:
@@ -123,6 +159,23 @@ class Trick:
 
     def before_optimizer_step(self, model: nn.Module, generator: torch.Generator | None = None) -> None:
         raise NotImplementedError
+
+    def after_optimizer_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        raise NotImplementedError
+
+    # -- evaluation hooks ------------------------------------------------------------------
+    def evaluation_model(self, model: nn.Module, train: TrainSplit) -> nn.Module:
+        raise NotImplementedError
+
+    def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- state a resumed run needs (plain data; see the module docstring) -------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     # -- introspection -------------------------------------------------------------------
     @classmethod

@@ -6,7 +6,8 @@ study has a validation split). Test metrics are deliberately absent: they are wh
 reports, so no decision may depend on them. A callback may set ``state.should_stop`` (with a
 ``stop_reason``); ``on_train_end(model)`` runs once after the last epoch, before the final test
 (e.g. to restore the best weights). ``state.model`` is the live model, for callbacks that keep a
-copy of its weights; scripted tests pass None.
+copy of its weights, ``state.optimizer`` the run's optimizer and ``state.train`` the training split
+(a ``types.TrainSplit``); scripted tests pass None.
 
 A callback's state goes into the run's per-epoch checkpoint: by default its attributes
 (``state_dict``/``load_state_dict``), which must then be plain data: tensors, numbers, strings,
@@ -30,6 +31,8 @@ class EpochState:
     model: Any = None           # the model being trained (None in scripted tests)
     should_stop: bool = False
     stop_reason: str = ""
+    optimizer: Any = None       # the run's optimizer (None in scripted tests)
+    train: Any = None           # the training split (``types.TrainSplit``: batches for BN statistics, ...)
 
 
 class Callback:

@@ -29,10 +29,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ..errors import SpecError
 from .designs import DESIGNS
+from .spec_values import (  # noqa: F401  (check_seeds: re-exported for the CLI)
+    _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution"}
@@ -63,7 +66,7 @@ class Variant:
 
     def instantiate(self):
         """The Trick objects (validated again, so a worker process trusts nothing)."""
-        from .recipe import instantiate
+        from .ownership import instantiate
 
         return instantiate(self.tricks)
 
@@ -92,52 +95,25 @@ class Spec:
         return [v for v in self.variants if v.name in names]
 
 
-def _where(path: str) -> str:
-    return f"spec {path}"
-
-
-def _check_keys(d: dict, allowed: set, where: str) -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(allowed))}")
-
-
-def _int(value: Any, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f"{what} must be an integer in [{low}, {high}], got {value!r}")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise SpecError(f"{what} must be a string, got {value!r}")
-    return value
-
-
-def check_seeds(seeds: Any, what: str = "seeds") -> tuple[int, ...]:
-    if not isinstance(seeds, (list, tuple)) or not seeds:
-        raise SpecError(f"{what} must be a non-empty list of integers, got {seeds!r}")
-    out = tuple(_int(s, f"{what}: each seed", 0, 2**31 - 1) for s in seeds)
-    dupes = sorted({s for s in out if out.count(s) > 1})
-    if dupes:
-        raise SpecError(f"{what} lists seed(s) {', '.join(map(str, dupes))} more than once")
-    return out
-
-
 DEFAULT_NAME = "spec"   # the name of a spec given as text, without a file to name it after
 
 
-def parse_spec(text: str, path: str | None = None) -> Spec:
+LoadImports = Callable[[Iterable[str]], None]
+
+
+def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | None = None) -> Spec:
     """Parse and validate spec text. Trick names and parameters are checked against the registry.
+
+    ``load_imports``, when given, is called with the spec's ``imports`` list (module names) before any
+    trick name is checked, to register the tricks those modules define; without it nothing is imported
+    and names are checked against whatever is registered already (``tricks.plugins.parse_spec`` loads
+    the built-ins and the spec's imports first).
 
     The name defaults to the file's stem (``benchmarks/x.toml`` -> ``x``), or ``spec`` for text
     given without a path.
     """
     default_name = Path(path).stem if path else DEFAULT_NAME
     path = path or "<string>"
-    from ..plugins import load_plugins
-    from .registry import TRICKS
-
     where = _where(path)
     try:
         raw = tomllib.loads(text)
@@ -151,7 +127,8 @@ def parse_spec(text: str, path: str | None = None) -> Spec:
     imports = raw.get("imports", [])
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         raise SpecError(f"{where}: 'imports' must be a list of module names, got {imports!r}")
-    load_plugins(imports)
+    if load_imports is not None:
+        load_imports(imports)
 
     tr = raw.get("training", {})
     if not isinstance(tr, dict):
@@ -207,26 +184,6 @@ def parse_spec(text: str, path: str | None = None) -> Spec:
     return Spec(name, description, path, tuple(imports), training, tuple(variants.values()))
 
 
-def _resolve_tricks(tricks_raw: Any, where: str) -> list[dict[str, Any]]:
-    """Validated trick tables -> resolved dicts (every parameter filled in)."""
-    from .registry import TRICKS
-
-    if not isinstance(tricks_raw, list):
-        raise SpecError(f"{where}: 'tricks' must be a list of tables like {{ name = \"dropout\", p = 0.2 }}")
-    resolved = []
-    for t in tricks_raw:
-        if isinstance(t, str):
-            t = {"name": t}
-        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
-            raise SpecError(f"{where}: each trick must be a table with a 'name', got {t!r}")
-        try:
-            trick = TRICKS.get(t["name"])(**{k: val for k, val in t.items() if k != "name"})
-        except SpecError as exc:
-            raise SpecError(f"{where}: {exc}") from None
-        resolved.append(trick.to_spec())
-    return resolved
-
-
 def _designed_variants(raw: dict, where: str):
     """(the design, its variants) from ``design``, ``[[factors]]`` and ``resolution``."""
     from .designs import DESIGNS, Factor, generate
@@ -269,35 +226,8 @@ def _designed_variants(raw: dict, where: str):
     return design, variants
 
 
-def _merge_factor_tricks(factors, where: str) -> tuple[dict[str, Any], ...]:
-    """The tricks of the factors that are on, in factor order. The same trick from two factors is one
-    entry when their parameters agree except for list parameters, which are united (dropout after
-    dense + dropout after conv = dropout after both); any other disagreement is a conflict."""
-    merged: dict[str, dict[str, Any]] = {}
-    owner: dict[str, str] = {}
-    for f in factors:
-        for t in f.tricks:
-            prev = merged.get(t["name"])
-            if prev is None:
-                merged[t["name"]], owner[t["name"]] = dict(t), f.name
-                continue
-            for k, v in t.items():
-                if isinstance(v, list) and isinstance(prev.get(k), list):
-                    prev[k] = sorted(set(prev[k]) | set(v), key=lambda x: (prev[k] + v).index(x))
-                elif prev.get(k) != v:
-                    raise SpecError(f"{where}: factors '{owner[t['name']]}' and '{f.name}' both switch on trick "
-                                    f"'{t['name']}' with different {k} ({prev.get(k)!r} vs {v!r}); they cannot be "
-                                    "combined in one variant")
-    if any(isinstance(v, list) for t in merged.values() for v in t.values()):   # re-validate united lists
-        from .registry import TRICKS
-
-        merged = {n: TRICKS.get(n)(**{k: v for k, v in t.items() if k != "name"}).to_spec()
-                  for n, t in merged.items()}
-    return tuple(merged.values())
-
-
 def _check_recipe(variant: Variant) -> None:
-    from .recipe import Recipe
+    from .ownership import Ownership as Recipe
 
     try:
         Recipe(variant.name, variant.instantiate())
@@ -307,7 +237,8 @@ def _check_recipe(variant: Variant) -> None:
         raise SpecError(f"variant '{variant.name}': {type(exc).__name__}: {exc}") from None
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, load_imports: LoadImports | None = None) -> Spec:
+    """Read and parse a spec file (see ``parse_spec`` for ``load_imports``)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -315,4 +246,4 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"spec file {p} does not exist (the shipped specs are in benchmarks/*.toml)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {p}: {exc}") from None
-    return parse_spec(text, str(p))
+    return parse_spec(text, str(p), load_imports)

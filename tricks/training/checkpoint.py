@@ -27,7 +27,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMAT = 2          # bumped when the content of a checkpoint changes (2: intra-op threads recorded)
+from ..files import write_atomic
+
+FORMAT = 3          # bumped when the content of a checkpoint changes (2: threads; 3: tricks' own state)
 SUFFIX = ".pt"
 CHECKPOINTS_DIR = "checkpoints"   # under a study's results directory; not committed (.gitignore)
 
@@ -72,8 +74,6 @@ class Checkpoints:
     def save(self, state: dict) -> None:
         """Write ``state`` atomically; refuse state that ``load`` could not read back as data."""
         import torch
-
-        from ..running.records import write_atomic
 
         buf = io.BytesIO()
         torch.save({**state, "format": FORMAT, "key": self.key, "torch": str(torch.__version__)}, buf)

@@ -17,20 +17,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..specs.callbacks import EpochState
-from ..specs.recipe import Recipe, StepHooks
+from ..specs.types import Batch
 from .allocator import keep_freed_memory
+from .build import MEMORY_FORMAT, Run, build_run
 from .checkpoint import Checkpoints, rng_state, set_rng_state
-from .data import Dataset, split_training
+from .data import Dataset
 from .lr_trace import LRTrace
-from .model import pool_before_activation
-from .schedule import Budget, LRController
+from .recipe import Recipe, StepHooks, forward
+from .streams import AUGMENT_SEED_OFFSET, DROPOUT_SEED_OFFSET, STEP_SEED_OFFSET  # noqa: F401 - benchmarks
 
+PRECISIONS = ("fp32", "bf16")
 # Images per forward pass when evaluating: larger is faster until a batch's fp32 conv1 output passes
 # the allocator's 32 MB heap limit (500 images: 57.6 MB, 1.7x slower than 250; benchmarks/throughput.py).
 EVAL_BATCH = 250
-# channels_last (NHWC) activations: oneDNN's convolutions and max-pooling are much faster in it on
-# CPU (measured: 1.4x per training step at batch 64, 2x for evaluation; benchmarks/throughput.py).
-MEMORY_FORMAT = torch.channels_last
 PROGRESS_EVERY = 50        # training steps between progress events
 # Subnormal floats (|x| < 1.2e-38) flushed to zero on CPU (FTZ/DAZ, torch.set_flush_denormal). Weight
 # decay with Adam drives dead units' weights and Adam's moments of their zero gradients into that range,
@@ -40,17 +39,17 @@ PROGRESS_EVERY = 50        # training steps between progress events
 # 6e-31 (benchmarks/denormals_probe.py). Recorded in each run's provenance ("denormals"). The mode is
 # the calling thread's (threads started later inherit it); study workers train on one thread.
 FLUSH_DENORMALS = True
-# Offsets that give each random stream of a run its own seed (seed k: init k, data order k, ...).
-DROPOUT_SEED_OFFSET = 1_000_003     # the global RNG: dropout masks
-AUGMENT_SEED_OFFSET = 2_000_003     # the run's augmentation generator, on the training device
-STEP_SEED_OFFSET = 3_000_017        # the generator given to before_optimizer_step hooks, on the device
 
 Event = Callable[[str, dict], None]
 
 
 def autocast(device: torch.device, precision: str):
+    """bf16 autocast, or nothing for fp32; any other precision is a bug upstream (it is resolved and
+    validated once, where it enters: ``running.device.choose_precision``)."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return contextlib.nullcontext()
 
 
@@ -60,13 +59,16 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
                     after_step: Callable[[], None] | None = None, augment_generator: torch.Generator | None = None,
                     on_step: Callable[[int, int], None] | None = None,
                     memory_format: torch.memory_format = MEMORY_FORMAT,
-                    step_generator: torch.Generator | None = None) -> tuple[float, float]:
+                    step_generator: torch.Generator | None = None,
+                    num_classes: int | None = None) -> tuple[float, float]:
     """One pass over ``images`` (uint8 NCHW) in ``order`` (a permutation of their indices).
 
-    Per step: scale to [0, 1], augment (training only), input transform, forward, the criterion plus
-    any loss terms, backward, the before-step hooks, the optimizer step, then ``after_step`` (the LR
-    controller). Returns (mean training objective, mean NLL) per image; the two are the same number
-    unless a hook changes the loss. No host sync inside the loop (losses are summed on the device).
+    Per step: scale to [0, 1], augment the images, augment the batch (images and targets), input
+    transform, then the step's gradients (``hooks.compute_gradients``: by default one forward pass, the
+    criterion plus any loss terms, backward), the before-step hooks, the optimizer step, the after-step
+    hooks, then ``after_step`` (the LR controller). Returns (mean training objective, mean NLL of the
+    labels) per image; the two are the same number unless a hook changes the loss or the targets. No
+    host sync inside the loop (losses are summed on the device).
     """
     hooks = hooks or StepHooks()
     model.train()
@@ -75,23 +77,37 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
     total = torch.zeros((), dtype=torch.float64, device=images.device)
     total_nll = torch.zeros((), dtype=torch.float64, device=images.device) if hooks.changes_loss else total
     steps = math.ceil(n / batch_size)
+    if hooks.augment_batch and num_classes is None:
+        num_classes = int(labels.max()) + 1     # soft targets need the class count (the run passes it)
+
+    def loss_fn(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast(images.device, precision):
+            out = net(inputs).float()
+            loss = hooks.criterion(out, targets)
+            for term in hooks.loss_terms:
+                loss = loss + term(net)
+        return loss, out
+
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
         x = images[idx].float().div_(255.0)
         for aug in hooks.augment:
             x = aug(x, augment_generator)
-        x = transform(x).contiguous(memory_format=memory_format)
         y = labels[idx]
-        with autocast(images.device, precision):
-            out = model(x).float()
-            loss = hooks.criterion(out, y)
-            for term in hooks.loss_terms:
-                loss = loss + term(model)
+        targets = y
+        if hooks.augment_batch:
+            batch = Batch(x, y, num_classes)
+            for aug in hooks.augment_batch:
+                batch = aug(batch, augment_generator)
+            x, targets = batch.images, batch.targets
+        x = transform(x).contiguous(memory_format=memory_format)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, out = hooks.compute_gradients(model, x, targets, loss_fn)
         for hook in hooks.before_optimizer_step:
             hook(model, step_generator)
         optimizer.step()
+        for hook in hooks.after_optimizer_step:
+            hook(model, optimizer)
         if after_step is not None:
             after_step()
         total += loss.detach() * idx.numel()
@@ -104,14 +120,16 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: nn.Module,
-             precision: str = "fp32", batch_size: int = EVAL_BATCH) -> tuple[torch.Tensor, float]:
-    """Predicted classes for every image, and the mean NLL loss (never augmented)."""
+             precision: str = "fp32", batch_size: int = EVAL_BATCH,
+             predict: Callable[[nn.Module, torch.Tensor], torch.Tensor] = forward) -> tuple[torch.Tensor, float]:
+    """Predicted classes for every image, and the mean NLL loss (never training augmentation;
+    ``predict`` is the evaluation hook: test-time augmentation, say)."""
     model.eval()
     preds, loss = [], torch.zeros((), dtype=torch.float64, device=images.device)
     for i in range(0, images.shape[0], batch_size):
         x = transform(images[i:i + batch_size].float().div_(255.0)).contiguous(memory_format=MEMORY_FORMAT)
         with autocast(images.device, precision):
-            out = model(x).float()
+            out = predict(model, x).float()
         loss += F.nll_loss(out, labels[i:i + batch_size], reduction="sum")
         preds.append(out.argmax(dim=1))
     return torch.cat(preds).cpu(), float(loss) / images.shape[0]
@@ -149,40 +167,27 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
     emit = on_event or (lambda kind, payload: None)
     if device.type == "cpu":
         keep_freed_memory()   # 1.4-1.6x per CPU training step: no page faults on activations (see allocator)
-
-    recipe.check_validation(settings.validation)
-    train_idx, val_idx = split_training(dataset.train_y, settings.validation, settings.train_subset)
-    train_x, train_y = dataset.train_x[train_idx], dataset.train_y[train_idx]
-    transform = recipe.input_transform(train_x).to(device)
-    train_x, train_y = train_x.to(device), train_y.to(device)
-    val_x, val_y = dataset.train_x[val_idx].to(device), dataset.train_y[val_idx].to(device)
-    test_x, test_y = dataset.test_x.to(device), dataset.test_y.to(device)
-
-    # Pooling before a monotone activation: the same numbers, 1.16x per fp32 training step on 1 thread
-    # here (benchmarks/throughput.py measures it).
-    model = pool_before_activation(recipe.model(settings.seed, len(dataset.classes)))
-    model = model.to(device, memory_format=MEMORY_FORMAT)
-    optimizer = recipe.optimizer(model)
-    budget = Budget(settings.epochs, math.ceil(train_y.numel() / settings.batch_size))
-    lr = recipe.lr_controller(optimizer, budget)
-    hooks = recipe.step_hooks()
-    callbacks = recipe.callbacks()
-    order = torch.Generator().manual_seed(settings.seed)   # data order: same for every variant
-    torch.manual_seed(settings.seed + DROPOUT_SEED_OFFSET)  # dropout masks: fixed per seed, apart from init
-    aug_gen = torch.Generator(device=device).manual_seed(settings.seed + AUGMENT_SEED_OFFSET) \
-        if hooks.augment else None
-    step_gen = torch.Generator(device=device).manual_seed(settings.seed + STEP_SEED_OFFSET) \
-        if hooks.before_optimizer_step else None
+    run = build_run(recipe, settings, dataset, device)
+    model, optimizer, lr, hooks, callbacks = run.model, run.optimizer, run.lr, run.hooks, run.callbacks
     trace = LRTrace()
 
     def after_step():
         lr.after_step()
         trace.record(lr.steps, lr.lr)
 
+    def evaluated_model():
+        """The weights evaluation sees (EMA, SWA) and their name, or the trained ones."""
+        chosen = hooks.evaluation_model(model, run.train_split(settings.batch_size)) if hooks.evaluation_model \
+            else model
+        return chosen, ("trained" if chosen is model else recipe.evaluated)
+
+    def test(net):
+        return evaluate(net, run.test_x, run.test_y, run.transform, settings.precision, predict=hooks.predict)
+
     trace.record(0, lr.lr)
     history, status, stop_reason = [], "ok", ""
     train_seconds = eval_seconds = 0.0
-    generators = {"order": order, "augment": aug_gen, "step": step_gen}
+    generators = run.streams.generators()
     saved, ignored = checkpoints.load() if checkpoints is not None else (None, None)
     notices = []    # one-line messages for the user, also kept in the run's record
     if ignored is not None:
@@ -194,6 +199,7 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
         lr.load_state_dict(saved["lr"])
         for cb, cb_state in zip(callbacks, saved["callbacks"], strict=True):
             cb.load_state_dict(cb_state)
+        recipe.load_state_dict(saved["tricks"])
         trace.load_state_dict(saved["trace"])
         set_rng_state(saved["rng"], generators, device)
         history, train_seconds, eval_seconds = saved["history"], saved["train_seconds"], saved["eval_seconds"]
@@ -202,11 +208,11 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
     for epoch in range(first_epoch, settings.epochs + 1):
         epoch_lr = lr.lr
         t0 = time.perf_counter()
-        perm = recipe.data_order(train_y.numel(), order)
-        loss, nll = train_one_epoch(model, optimizer, train_x, train_y, transform, settings.batch_size, perm,
-                                    settings.precision, hooks, after_step, aug_gen,
+        perm = recipe.data_order(run.train_y.numel(), run.streams.order)
+        loss, nll = train_one_epoch(model, optimizer, run.train_x, run.train_y, run.transform, settings.batch_size,
+                                    perm, settings.precision, hooks, after_step, run.streams.augment,
                                     on_step=lambda s, n, e=epoch: emit("step", {"epoch": e, "step": s, "steps": n}),
-                                    step_generator=step_gen)
+                                    step_generator=run.streams.step, num_classes=len(dataset.classes))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
@@ -214,12 +220,14 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
         row = {"epoch": epoch, "train_loss": loss}
         if hooks.changes_loss:
             row["train_nll"] = nll
-        if val_y.numel():
-            val_preds, val_loss = evaluate(model, val_x, val_y, transform, settings.precision)
+        net, row["evaluated"] = evaluated_model() if math.isfinite(loss) else (model, "trained")
+        if run.val_y.numel():
+            val_preds, val_loss = evaluate(net, run.val_x, run.val_y, run.transform, settings.precision,
+                                           predict=hooks.predict)
             metrics["val_loss"] = val_loss
-            metrics["val_accuracy"] = float((val_preds == val_y.cpu()).double().mean())
+            metrics["val_accuracy"] = float((val_preds == run.val_y.cpu()).double().mean())
             row.update(val_loss=val_loss, val_accuracy=metrics["val_accuracy"])
-        preds, test_loss = evaluate(model, test_x, test_y, transform, settings.precision)
+        preds, test_loss = test(net)
         t2 = time.perf_counter()
         train_seconds += t1 - t0
         eval_seconds += t2 - t1
@@ -230,7 +238,8 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
         if not math.isfinite(loss):
             status, stop_reason = "diverged", f"training loss became {loss} in epoch {epoch}"
             break
-        state = EpochState(epoch, settings.epochs, epoch_lr, dict(metrics), model)
+        state = EpochState(epoch, settings.epochs, epoch_lr, dict(metrics), model, optimizer=optimizer,
+                           train=run.train_split(settings.batch_size))
         for cb in callbacks:
             cb.on_epoch_end(state)
         lr.after_epoch(metrics)
@@ -241,21 +250,21 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
         if checkpoints is not None and epoch < settings.epochs:
             checkpoints.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                               "lr": lr.state_dict(), "callbacks": [cb.state_dict() for cb in callbacks],
-                              "trace": trace.state_dict(), "rng": rng_state(generators, device),
-                              "threads": torch.get_num_threads(),
+                              "tricks": recipe.state_dict(), "trace": trace.state_dict(),
+                              "rng": rng_state(generators, device), "threads": torch.get_num_threads(),
                               "history": history, "train_seconds": train_seconds, "eval_seconds": eval_seconds})
     if status == "ok" and callbacks:
         for cb in callbacks:
             cb.on_train_end(model)
         t0 = time.perf_counter()
-        preds, _ = evaluate(model, test_x, test_y, transform, settings.precision)   # the weights a callback left
+        preds, _ = test(evaluated_model()[0])   # the weights a callback left
         eval_seconds += time.perf_counter() - t0
     return {"status": status, "stop_reason": stop_reason, "history": history,
             "epochs_run": len(history), "predictions": preds.tolist(),
             "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "optimizer": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.optimizer_settings().items()},
             "optimizer_class": recipe.optimizer_class().__name__,
-            "lr_trace": trace.to_dict(budget.steps_per_epoch),
+            "lr_trace": trace.to_dict(run.budget.steps_per_epoch),
             "parameters": sum(p.numel() for p in model.parameters()),
             "resumed_from_epoch": saved["epoch"] if saved is not None else 0, "notices": notices,
-            "train_images": int(train_y.numel()), "validation_images": int(val_y.numel())}
+            "train_images": int(run.train_y.numel()), "validation_images": int(run.val_y.numel())}

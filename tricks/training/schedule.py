@@ -17,54 +17,7 @@ minimum at the end of training whatever warm-up sits in front of it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
-
-INTERVALS = ("step", "epoch")
-MONITORS = ("val_loss", "val_accuracy", "train_loss")
-
-
-@dataclass(frozen=True)
-class Budget:
-    epochs: int              # planned epochs
-    steps_per_epoch: int     # optimizer steps per epoch (training images / batch size, rounded up)
-    warmup_steps: int = 0    # optimizer steps taken by a warm-up in front of the schedule
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
-
-    @property
-    def main_steps(self) -> int:
-        """Optimizer steps left for the main schedule after the warm-up (at least 1)."""
-        return max(1, self.total_steps - self.warmup_steps)
-
-    @property
-    def main_epochs(self) -> int:
-        """Epoch ends left for a per-epoch schedule after the warm-up (at least 1)."""
-        return max(1, self.epochs - math.ceil(self.warmup_steps / self.steps_per_epoch))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    scheduler: Any              # a torch.optim.lr_scheduler object built on the run's optimizer
-    interval: str = "epoch"     # "step": after every optimizer step; "epoch": after every epoch
-    monitor: str | None = None  # metric-driven schedulers: the metric passed to step(), see MONITORS
-
-    def __post_init__(self):
-        if self.interval not in INTERVALS:
-            raise ValueError(f"Schedule interval must be one of {', '.join(INTERVALS)}, got {self.interval!r}")
-        if self.monitor is not None and self.monitor not in MONITORS:
-            raise ValueError(f"Schedule monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
-        if self.monitor is not None and self.interval != "epoch":
-            raise ValueError("a metric-driven schedule steps once per epoch (interval='epoch')")
-
-
-@dataclass(frozen=True)
-class Warmup:
-    steps: int                 # optimizer steps from start_factor * lr up to lr
-    start_factor: float        # the first step's LR as a fraction of the optimizer's lr
+from ..specs.types import INTERVALS, MONITORS, Budget, Schedule, Warmup  # noqa: F401 - the contract's types
 
 
 class LRController:
