@@ -4,8 +4,9 @@
 
 The issue's lever: fuse the elementwise work of a training step (ReLU, dropout masks, the
 uint8-to-float conversion and normalization) with ``torch.compile`` (Inductor, which needs a C
-compiler on CPU). In one process, on one thread (what a study worker gets), on the engine's net
-(norm_inputs variant, channels_last, max-pool before ReLU) with and without conv dropout:
+compiler on CPU). In one process, on one thread (what a study worker gets), on the engine's run
+(norm_inputs variant, built by ``training.build.build_run``: channels_last, max-pool before ReLU) with
+and without conv dropout, trained by the engine's step (``train_one_epoch``):
 
 - the compile cost: wall seconds of the first compiled steps beyond eager ones;
 - the steady training rate, eager and compiled, in interleaved windows of ``--steps`` steps;
@@ -19,7 +20,6 @@ Writes results/bench/compile_probe.json. Not a unit test: timings depend on the 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -27,48 +27,49 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from throughput import BATCH, lever_net, load_bench_data  # noqa: E402
+from throughput import BATCH, lever_run, load_bench_data  # noqa: E402
+from tricks.plugins import load_plugins  # noqa: E402
 from tricks.plugins.dropout import FastDropout  # noqa: E402
 from tricks.running.provenance import provenance  # noqa: E402
 from tricks.training.allocator import keep_freed_memory  # noqa: E402
-from tricks.training.engine import MEMORY_FORMAT  # noqa: E402
+from tricks.training.build import MEMORY_FORMAT, Run  # noqa: E402
+from tricks.training.engine import train_one_epoch  # noqa: E402
 
 RUN_STEPS = 10 * 782   # optimizer steps of a 10-epoch run on 50,000 images at batch 64
 
 
-def steps(model, opt, transform, x, y, n: int, start: int = 0) -> float:
-    """Seconds for ``n`` training steps on consecutive batches of (x, y) from batch ``start``."""
+def steps(run: Run, model, n: int, start: int = 0) -> float:
+    """Seconds for ``n`` training steps of ``run`` (the engine's step: ``train_one_epoch`` with the
+    run's optimizer, hooks and LR controller) through ``model`` (the run's net, or it compiled), on
+    consecutive batches of the run's training images from batch ``start`` (wrapping around)."""
+    batches = (torch.arange(start, start + n) % (run.train_y.numel() // BATCH)) * BATCH
+    idx = (batches[:, None] + torch.arange(BATCH)).flatten()
+    x, y = run.train_x[idx], run.train_y[idx]
     t = time.perf_counter()
-    for i in range(start, start + n):
-        j = (i % (x.shape[0] // BATCH)) * BATCH
-        xb = transform(x[j:j + BATCH].float().div_(255.0)).contiguous(memory_format=MEMORY_FORMAT)
-        loss = F.nll_loss(model(xb), y[j:j + BATCH])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    train_one_epoch(model, run.optimizer, x, y, run.transform, BATCH, torch.arange(idx.numel()), "fp32", run.hooks,
+                    run.lr.after_step, run.streams.augment, step_generator=run.streams.step)
     return time.perf_counter() - t
 
 
 def probe(data, dropout: bool, n: int, rounds: int) -> dict:
-    recipe, transform, eager = lever_net(data, dropout_cls=FastDropout if dropout else None)
-    compiled_net = copy.deepcopy(eager)
-    opt_e, opt_c = recipe.optimizer(eager), recipe.optimizer(compiled_net)
-    compiled = torch.compile(compiled_net)
-    x, y = data.train_x, data.train_y
-    steps(eager, opt_e, transform, x, y, 5)                   # eager warm-up
-    first_eager = steps(eager, opt_e, transform, x, y, 5)
-    first_compiled = steps(compiled, opt_c, transform, x, y, 5)   # includes compiling forward + backward
+    # Two identical runs, built as a study builds them (throughput.lever_run: build_run, seed 0); the
+    # lever: the second one's net is compiled.
+    eager = lever_run(data, dropout_cls=FastDropout if dropout else None)
+    comp = lever_run(data, dropout_cls=FastDropout if dropout else None)
+    compiled = torch.compile(comp.model)
+    steps(eager, eager.model, 5)                              # eager warm-up
+    first_eager = steps(eager, eager.model, 5)
+    first_compiled = steps(comp, compiled, 5)                 # includes compiling forward + backward
     compile_s = first_compiled - first_eager
     e_rates, c_rates = [], []
     for r in range(rounds):                                   # interleaved: drift hits both alike
-        e_rates.append(n * BATCH / steps(eager, opt_e, transform, x, y, n, 5 + r * n))
-        c_rates.append(n * BATCH / steps(compiled, opt_c, transform, x, y, n, 5 + r * n))
+        e_rates.append(n * BATCH / steps(eager, eager.model, n, 5 + r * n))
+        c_rates.append(n * BATCH / steps(comp, compiled, n, 5 + r * n))
     e, c = statistics.median(e_rates), statistics.median(c_rates)
     saved_per_step = BATCH / e - BATCH / c
     return {"dropout": dropout, "compile_seconds": compile_s, "eager_img_s": e, "compiled_img_s": c,
@@ -77,7 +78,7 @@ def probe(data, dropout: bool, n: int, rounds: int) -> dict:
 
 
 def conversion(data, n: int, rounds: int) -> dict:
-    _, transform, _ = lever_net(data)
+    transform = lever_run(data).transform
 
     def convert(xb):
         return transform(xb.float().div_(255.0)).contiguous(memory_format=MEMORY_FORMAT)
@@ -106,6 +107,7 @@ def main() -> int:
     args = ap.parse_args()
     keep_freed_memory()
     torch.set_num_threads(1)
+    load_plugins()
     data, source = load_bench_data(args.data_dir, 20 * BATCH * args.rounds, 1000)
     results = {"training step": [probe(data, d, args.steps, args.rounds) for d in (False, True)],
                "input conversion": conversion(data, 20 * args.steps, args.rounds)}

@@ -9,11 +9,13 @@ Weight decay with Adam drives the weights of dead units, and Adam's moments of t
 into the subnormal range (|x| < 1.18e-38 in fp32). Some x86 CPUs take a microcode assist on every
 arithmetic operation with a subnormal operand; a run in that state can train several times slower.
 This probe starts from one run's per-epoch checkpoint, counts the subnormals in it, then trains
-``--steps`` steps of that run twice, side by side in fresh 1-thread processes, on the same batches and
-dropout masks: once keeping subnormals (the engine before ``FLUSH_DENORMALS``), once with
-``torch.set_flush_denormal(True)`` (flush-to-zero and denormals-are-zero, as the engine trains on CPU
-now). It prints the speed ratio and what differs afterwards: weights and optimizer state (bit for
-bit, and the largest absolute difference) and the test-set predictions. Writes nothing.
+``--steps`` steps of that run twice (the run built by ``training.build.build_run`` and resumed from
+the checkpoint as the engine resumes it: the run's next steps), side by side in fresh 1-thread
+processes, on the same batches and dropout masks: once keeping subnormals (the engine before
+``FLUSH_DENORMALS``), once with ``torch.set_flush_denormal(True)`` (flush-to-zero and
+denormals-are-zero, as the engine trains on CPU now). It prints the speed ratio and what differs
+afterwards: weights and optimizer state (bit for bit, and the largest absolute difference) and the
+test-set predictions. Writes nothing.
 """
 
 from __future__ import annotations
@@ -53,31 +55,47 @@ def child(args) -> int:
     torch.set_num_threads(1)
     torch.set_flush_denormal(args.flush)
     from tricks.plugins import load_plugins
-    from tricks.specs.recipe import build_recipe
+    from tricks.running.settings import RunSettings
+    from tricks.training.build import build_run
+    from tricks.training.checkpoint import set_rng_state
     from tricks.training.data import DataSource, load_dataset
-    from tricks.training.engine import DROPOUT_SEED_OFFSET, MEMORY_FORMAT, evaluate, train_one_epoch
-    from tricks.training.model import pool_before_activation
+    from tricks.training.engine import evaluate, train_one_epoch
+    from tricks.training.recipe import build_recipe
 
     study = json.loads(Path(args.study).read_text())
     variant = next(v for v in study["spec"]["variants"] if v["name"] == args.variant)
-    load_plugins(study["spec"].get("imports", []))
+    imports = tuple(study["spec"].get("imports", []))
+    load_plugins(list(imports))
     recipe = build_recipe(variant["name"], variant["tricks"])
     data = load_dataset(DataSource("imagefolder", args.data_dir), progress=False)
+    # The run as its study built it (build_run: the study's training split, the input transform fitted
+    # on it, the variant's model, optimizer, LR controller, hooks and streams), then the checkpoint's
+    # state put into it as the engine resumes a run: the steps trained here are the run's next ones.
+    settings = RunSettings(spec=study["spec"]["name"], variant=variant["name"], tricks=tuple(variant["tricks"]),
+                           imports=imports, seed=args.seed, epochs=study["epochs"], batch_size=study["batch_size"],
+                           train_subset=study.get("train_subset"), precision="fp32", data_kind="imagefolder",
+                           data_sha256=data.checksum, validation=study.get("validation") or 0, threads=1)
+    device = torch.device("cpu")
+    run = build_run(recipe, settings, data, device)
     saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model = pool_before_activation(recipe.model(args.seed, len(data.classes))).to(memory_format=MEMORY_FORMAT)
-    model.load_state_dict(saved["model"])
-    optimizer = recipe.optimizer(model)
-    optimizer.load_state_dict(saved["optimizer"])
-    transform = recipe.input_transform(data.train_x)
-    order = torch.randperm(data.train_y.numel(), generator=torch.Generator().manual_seed(args.seed))
-    order = order[:args.steps * 64]
-    torch.manual_seed(args.seed + DROPOUT_SEED_OFFSET)
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    if "lr" in saved:
+        run.lr.load_state_dict(saved["lr"])
+    if "tricks" in saved:
+        recipe.load_state_dict(saved["tricks"])
+    if "rng" in saved:
+        set_rng_state(saved["rng"], run.streams.generators(), device)
+    batch = settings.batch_size
+    order = recipe.data_order(run.train_y.numel(), run.streams.order)[:args.steps * batch]
+    images, labels = run.train_x[order], run.train_y[order]   # the next epoch's first ``steps`` batches
     t0 = time.perf_counter()
-    train_one_epoch(model, optimizer, data.train_x, data.train_y, transform, 64, order, "fp32",
-                    recipe.step_hooks())
+    train_one_epoch(run.model, run.optimizer, images, labels, run.transform, batch, torch.arange(order.numel()),
+                    "fp32", run.hooks, run.lr.after_step, run.streams.augment, step_generator=run.streams.step,
+                    num_classes=len(data.classes))
     seconds = time.perf_counter() - t0
-    preds, _ = evaluate(model, data.test_x, data.test_y, transform, "fp32")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "preds": preds,
+    preds, _ = evaluate(run.model, run.test_x, run.test_y, run.transform, "fp32", predict=run.hooks.predict)
+    torch.save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "preds": preds,
                 "seconds": seconds}, args.out)
     return 0
 
@@ -86,7 +104,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--steps", type=int, default=200, help="training steps per mode (64-image batches)")
+    ap.add_argument("--steps", type=int, default=200,
+                    help="training steps per mode (batches of the run's batch size: 64 images in the studies)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--flush", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--study", help=argparse.SUPPRESS)

@@ -22,12 +22,13 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tricks.plugins import load_plugins, load_spec  # noqa: E402
+from tricks.running.settings import RunSettings  # noqa: E402
 from tricks.training.allocator import keep_freed_memory  # noqa: E402
-from tricks.training.data import DataSource, load_dataset  # noqa: E402
-from tricks.training.engine import MEMORY_FORMAT, train_one_epoch  # noqa: E402
-from tricks.plugins import load_plugins  # noqa: E402
-from tricks.specs.recipe import Recipe, build_recipe  # noqa: E402
-from tricks.specs.spec import load_spec  # noqa: E402
+from tricks.training.build import build_run  # noqa: E402
+from tricks.training.data import Dataset, DataSource, load_dataset  # noqa: E402
+from tricks.training.engine import train_one_epoch  # noqa: E402
+from tricks.training.recipe import build_recipe  # noqa: E402
 
 BATCH = 64
 # (group, substrings of aten op names): the first group whose substring matches takes the op
@@ -73,22 +74,35 @@ def main() -> int:
     n = (args.steps + 10) * BATCH
     if args.data_dir:
         ds = load_dataset(DataSource("imagefolder", args.data_dir), progress=False)
-        x, y = ds.train_x[:n], ds.train_y[:n]
+        data = Dataset(ds.train_x[:n], ds.train_y[:n], ds.test_x[:0], ds.test_y[:0], ds.classes, ds.source,
+                       ds.checksum)
     else:
-        x, y = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (n,))
-    recipe = Recipe(args.variant, variants[args.variant].instantiate())
-    transform = recipe.input_transform(x)
-    model = recipe.model(0, 10).to(memory_format=MEMORY_FORMAT)
-    opt = recipe.optimizer(model)
-    g = torch.Generator().manual_seed(0)
-    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH,
-                    torch.randperm(10 * BATCH, generator=g), args.precision)
+        data = Dataset(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (n,)),
+                       torch.zeros((0, 3, 32, 32), dtype=torch.uint8), torch.zeros((0,), dtype=torch.int64),
+                       [str(i) for i in range(10)], DataSource("imagefolder", "random"), "random")
+    variant = variants[args.variant]
+    # The run as a study builds it (build_run: input transform fitted on these training images, seed 0's
+    # streams, the variant's model with max-pooling before the ReLUs in channels_last, its optimizer, LR
+    # controller and step hooks), for one epoch of the warm-up plus the profiled steps.
+    settings = RunSettings(spec=spec.name, variant=variant.name, tricks=variant.tricks, imports=spec.imports, seed=0,
+                           epochs=1, batch_size=BATCH, train_subset=None, precision=args.precision,
+                           data_kind="bench", data_sha256=data.checksum, threads=args.threads)
+    recipe = build_recipe(variant.name, variant.tricks)
+    run = build_run(recipe, settings, data, torch.device("cpu"))
+
+    def steps(lo: int, hi: int) -> None:
+        """Train on the run's training images lo:hi, in the order the run's data-order stream gives."""
+        order = recipe.data_order(hi - lo, run.streams.order)
+        train_one_epoch(run.model, run.optimizer, run.train_x[lo:hi], run.train_y[lo:hi], run.transform, BATCH,
+                        order, args.precision, run.hooks, run.lr.after_step, run.streams.augment,
+                        step_generator=run.streams.step, num_classes=len(data.classes))
+
+    steps(0, 10 * BATCH)   # warm-up
 
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH,
-                    torch.randperm(x.shape[0] - 10 * BATCH, generator=g), args.precision)
+        steps(10 * BATCH, n)
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     per_group, ops = defaultdict(float), defaultdict(list)

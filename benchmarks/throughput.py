@@ -28,6 +28,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -37,16 +38,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tricks.training.allocator import keep_freed_memory  # noqa: E402
+from tricks.training.build import MEMORY_FORMAT, Run, build_run  # noqa: E402
 from tricks.training.data import Dataset, DataSource, class_balanced_subset, load_dataset  # noqa: E402
-from tricks.training.engine import MEMORY_FORMAT, evaluate, train_one_epoch, train_run  # noqa: E402
-from tricks.training.model import CONV_RELUS, baseline_net, insert_after, pool_before_activation  # noqa: E402
-from tricks.plugins import load_plugins  # noqa: E402
+from tricks.training.engine import evaluate, train_one_epoch, train_run  # noqa: E402
+from tricks.training.model import baseline_net  # noqa: E402
+from tricks.plugins import load_plugins, load_spec  # noqa: E402
 from tricks.plugins.dropout import FastDropout  # noqa: E402
 from tricks.running.provenance import provenance  # noqa: E402
 from notebook_pipeline import notebook_run  # noqa: E402 - benchmarks/ is this script's folder
-from tricks.specs.recipe import Recipe, build_recipe  # noqa: E402
+from tricks.training.recipe import build_recipe  # noqa: E402
 from tricks.running.settings import RunSettings  # noqa: E402
-from tricks.specs.spec import load_spec  # noqa: E402
 
 BATCH = 64             # images per training step, as in the study
 LEVER_STEPS = 150      # timed training steps per lever (after 10 warm-up steps), 1 thread
@@ -84,15 +85,20 @@ def flops_per_image() -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------
 # (b) the engine, as the study runs it
 
-def settings_for(variant: str, seed: int, epochs: int, precision: str) -> RunSettings:
-    v = next(v for v in STUDY.variants if v.name == variant)
-    return RunSettings(spec="bench", variant=variant, tricks=v.tricks, imports=(), seed=seed, epochs=epochs,
+def settings_for(variant: str, seed: int, epochs: int, precision: str, tricks: tuple | None = None,
+                 threads: int = 1) -> RunSettings:
+    """A run's settings: the study variant's tricks (or ``tricks``), on ``threads`` intra-op threads."""
+    if tricks is None:
+        tricks = next(v for v in STUDY.variants if v.name == variant).tricks
+    return RunSettings(spec="bench", variant=variant, tricks=tricks, imports=(), seed=seed, epochs=epochs,
                        batch_size=BATCH, train_subset=None, precision=precision, data_kind="bench",
-                       data_sha256="bench")
+                       data_sha256="bench", threads=threads)
 
 
 def engine_run(data: Dataset, variant: str, seed: int, epochs: int, precision: str) -> dict:
-    s = settings_for(variant, seed, epochs, precision)
+    # train_run sets the run's own thread count (RunSettings.threads): the caller's (all cores for a
+    # single run, 1 in a study worker)
+    s = settings_for(variant, seed, epochs, precision, threads=torch.get_num_threads())
     rec = train_run(build_recipe(s.variant, s.tricks), s, data, torch.device("cpu"))
     return {"train_s": rec["train_seconds"], "eval_s": rec["eval_seconds"]}
 
@@ -122,34 +128,62 @@ class RandLikeDropout(torch.nn.Dropout):
         return x * (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
-def lever_net(data: Dataset, memory_format=MEMORY_FORMAT, dropout_cls=None, pool_first: bool = True):
-    """(recipe, input transform, model) of the norm_inputs variant (+ conv dropout) on 1 thread, with
-    max-pooling moved before the ReLUs as the engine does (``pool_first``) or left after them."""
+def pool_after_activation(model: torch.nn.Module) -> torch.nn.Module:
+    """The inverse of ``training.model.pool_before_activation``: every max-pool directly followed by a
+    ReLU moved back behind it (as the net is written), the same modules and so the same parameters."""
+    layers = list(model.named_children())
+    i = 0
+    while i < len(layers) - 1:
+        (_, pool), (_, act) = layers[i], layers[i + 1]
+        if type(pool) is torch.nn.MaxPool2d and type(act) is torch.nn.ReLU:
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            i += 2
+        else:
+            i += 1
+    return torch.nn.Sequential(OrderedDict(layers))
+
+
+def lever_run(data: Dataset, precision: str = "fp32", memory_format=MEMORY_FORMAT, dropout_cls=None,
+              pool_first: bool = True) -> Run:
+    """Seed 0's run of the norm_inputs variant (+ Dropout(0.2) after each conv ReLU with ``dropout_cls``)
+    on 1 thread, built as a study builds it (``build_run``: channels_last, max-pooling before the
+    ReLUs); then only the levers asked for are changed on it."""
     torch.set_num_threads(1)
-    recipe = Recipe("lever", next(v for v in STUDY.variants if v.name == SLICE_VARIANTS[0]).instantiate())
-    model = recipe.model(0, 10)
+    tricks = next(v for v in STUDY.variants if v.name == SLICE_VARIANTS[0]).tricks
     if dropout_cls is not None:
-        for r in CONV_RELUS:
-            model = insert_after(model, r, f"d_{r}", dropout_cls(0.2))
-    if pool_first:
-        model = pool_before_activation(model)
-    return recipe, recipe.input_transform(data.train_x), model.to(memory_format=memory_format)
+        tricks = tricks + ({"name": "dropout", "p": 0.2, "after": ["conv"]},)
+    settings = settings_for("lever", 0, 1, precision, tricks)
+    run = build_run(build_recipe("lever", tricks), settings, data, torch.device("cpu"))
+    if dropout_cls is not None and dropout_cls is not FastDropout:
+        # lever: the dropout trick's mask (FastDropout) swapped for another of the same p, in place
+        for name, m in list(run.model.named_children()):
+            if isinstance(m, FastDropout):
+                setattr(run.model, name, dropout_cls(m.p))
+    if not pool_first:
+        # lever: max-pooling back after the ReLUs, as the net is written (same modules and parameters)
+        run.model = pool_after_activation(run.model)
+    if memory_format != MEMORY_FORMAT:
+        # lever: the parameters (and, through train_one_epoch's memory_format, the inputs) in another layout
+        run.model = run.model.to(memory_format=memory_format)
+    return run
 
 
 def lever_rate(data: Dataset, precision: str, memory_format, dropout_cls=None, pool_first: bool = True) -> float:
-    """Training images/s of LEVER_STEPS steps (after 10 warm-up steps) of ``lever_net``."""
-    recipe, transform, model = lever_net(data, memory_format, dropout_cls, pool_first)
-    opt = recipe.optimizer(model)
-    x, y = data.train_x[:(LEVER_STEPS + 10) * BATCH], data.train_y[:(LEVER_STEPS + 10) * BATCH]
-    g = torch.Generator().manual_seed(0)
-    train_one_epoch(model, opt, x[:10 * BATCH], y[:10 * BATCH], transform, BATCH,
-                    torch.randperm(10 * BATCH, generator=g), precision,
-                    memory_format=memory_format)
+    """Training images/s of LEVER_STEPS steps (after 10 warm-up steps) of ``lever_run``."""
+    run = lever_run(data, precision, memory_format, dropout_cls, pool_first)
+    n = min(run.train_y.numel(), (LEVER_STEPS + 10) * BATCH)
+
+    def steps(lo: int, hi: int) -> None:
+        order = run.recipe.data_order(hi - lo, run.streams.order)
+        train_one_epoch(run.model, run.optimizer, run.train_x[lo:hi], run.train_y[lo:hi], run.transform, BATCH,
+                        order, precision, run.hooks, run.lr.after_step, run.streams.augment,
+                        memory_format=memory_format, step_generator=run.streams.step,
+                        num_classes=len(data.classes))
+
+    steps(0, 10 * BATCH)
     t = time.perf_counter()
-    train_one_epoch(model, opt, x[10 * BATCH:], y[10 * BATCH:], transform, BATCH,
-                    torch.randperm(x.shape[0] - 10 * BATCH, generator=g), precision,
-                    memory_format=memory_format)
-    return LEVER_STEPS * BATCH / (time.perf_counter() - t)
+    steps(10 * BATCH, n)
+    return (n - 10 * BATCH) / (time.perf_counter() - t)
 
 
 def _lever_job(data: Dataset, precision: str, fmt: str, dropout: str | None, keep_memory: bool,
@@ -163,11 +197,13 @@ def _lever_job(data: Dataset, precision: str, fmt: str, dropout: str | None, kee
 
 
 def eval_rate(data: Dataset, precision: str, batch: int) -> float:
-    _, transform, model = lever_net(data)
-    evaluate(model, data.test_x[:batch], data.test_y[:batch], transform, precision, batch)
+    """Evaluation images/s of ``lever_run``'s model on the test images; the lever: the evaluation batch."""
+    run = lever_run(data, precision)
+    evaluate(run.model, run.test_x[:batch], run.test_y[:batch], run.transform, precision, batch,
+             predict=run.hooks.predict)
     t = time.perf_counter()
-    evaluate(model, data.test_x, data.test_y, transform, precision, batch)
-    return data.test_y.numel() / (time.perf_counter() - t)
+    evaluate(run.model, run.test_x, run.test_y, run.transform, precision, batch, predict=run.hooks.predict)
+    return run.test_y.numel() / (time.perf_counter() - t)
 
 
 # ---------------------------------------------------------------------------------------------
