@@ -1,7 +1,8 @@
 """Regenerate tables, figures and REPORT.md from a results directory's stored runs alone.
 
 Data flow: runs/*.json + study.json -> studydata tables -> stats tables (summary.csv, deltas.csv)
--> figures/*.png -> REPORT.md. Nothing here trains or imports torch.
+-> figures/*.png -> REPORT.md; the per-epoch histories -> deltas_by_epoch.csv (by_epoch). Nothing here
+trains or imports torch.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import by_epoch as E
 from . import figures as F
 from .render import draw_all
 from ..running.records import write_atomic, write_runs_csv
 # The text of REPORT.md lives in report_text and report_findings (this module would pass 300 lines);
 # its names stay importable from here.
 from .report_findings import effect_findings, findings  # noqa: F401
-from .report_text import FIGURES, render_markdown  # noqa: F401
+from .report_text import FIGURES as TEXT_FIGURES, render_markdown
 from .stats import comparisons, delta_table, summarize
 from .studydata import StudyData, load_study
 
 DESIGN_FIGURES = ("effects.png", "interactions.png")   # drawn for factorial and fractional designs only
 FACTORIAL_DESIGNS = ("factorial", "fractional")   # the designs whose effects are estimated
 INTERACTION_PAIRS = 3                              # strongest two-factor interactions drawn
+# Every figure this module can draw, in the order REPORT.md shows them: the per-epoch deltas follow deltas.png.
+FIGURES = tuple(f for name in TEXT_FIGURES for f in ((name, E.FIGURE) if name == "deltas.png" else (name,)))
 
 
 def build_report(directory: Path, data: StudyData | None = None) -> Path:
@@ -31,9 +35,13 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
     order = data.order
     write_runs_csv(directory, data.records, order=order)
     summary = summarize(runs, order)
-    deltas = delta_table(runs, comparisons(data.manifest["spec"]["variants"], data.reference))
+    pairs = comparisons(data.manifest["spec"]["variants"], data.reference)
+    deltas = delta_table(runs, pairs)
+    history = data.history()
+    by_epoch = E.deltas_by_epoch(history, runs, pairs)
     write_atomic(directory / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_atomic(directory / "deltas.csv", deltas.to_csv(index=False, float_format="%.6g"))
+    write_atomic(directory / E.TABLE, by_epoch.to_csv(index=False, float_format="%.6g"))
     design = data.manifest["spec"].get("design")
     effects = None
     if design and design["kind"] in FACTORIAL_DESIGNS:
@@ -45,7 +53,6 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
     figs = directory / "figures"
     jobs = []   # (figure function, its arguments), the slowest first: see render.draw_all
     if data.records:
-        history = data.history()
         present = [v for v in order if v in set(runs["variant"])]
         jobs.append((F.confusion_grid, ({v: data.confusion(v) for v in present}, data.classes,
                                         figs / "confusion_matrices.png")))
@@ -61,6 +68,8 @@ def build_report(directory: Path, data: StudyData | None = None) -> Path:
                                        figs / "micro_f1.png")))
         if len(deltas):
             jobs.append((F.delta_bars, (deltas, data.reference, figs / "deltas.png")))
+        if len(by_epoch):
+            jobs.append((E.deltas_by_epoch_plot, (by_epoch, pairs, figs / E.FIGURE)))
         if effects is not None and effects["effect"].notna().any():
             from .effects import interaction_means
 

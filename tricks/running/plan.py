@@ -28,6 +28,7 @@ class StudyOptions:
     workers: int | None = None               # None: one per `threads` cores on CPU, one per GPU on CUDA
     threads: int = 1                         # intra-op threads per CPU run; part of each run's settings
     replace: bool = False                    # move stored runs of other settings aside instead of refusing
+    until: dict | None = None                # --until-halfwidth: the stopping rule and rounds so far (study.json)
     progress: bool = True
     executor: str = "local"                  # local (process pool) | ray (one Ray task per run)
     ray_address: str | None = None           # None: $RAY_ADDRESS, else a local Ray started for the study
@@ -105,6 +106,6 @@ def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, de
         "validation": runs[0].validation,
         "precision": runs[0].precision, "threads": runs[0].threads, "dataset": dataset_info,
         "device": str(device), "workers": workers,
-        "executor": opts.executor,
+        "executor": opts.executor, **({"until": opts.until} if opts.until else {}),
         "runs": [{"variant": r.variant, "seed": r.seed, "settings_key": r.key()} for r in runs],
     }

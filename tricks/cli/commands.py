@@ -1,0 +1,130 @@
+"""The commands other than ``ablation``: list, figures, check."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import TricksError
+
+
+def _positive(flag: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise TricksError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(flag: str, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise TricksError(f"{flag} must be 0 or more, got {value}")
+    return value
+
+
+def _default_data_dir() -> str:
+    return os.environ.get("TRICKS_DATA_DIR") or "./data"
+
+
+def cmd_list(args) -> int:
+    from ..plugins import load_plugins
+    from ..specs.registry import TRICKS
+
+    if args.spec:
+        from ..plugins import load_spec
+
+        spec = load_spec(args.spec)
+        print(f"spec {spec.name}: {spec.description}")
+        print(f"  training: {spec.training.epochs} epochs, batch {spec.training.batch_size}, "
+              f"seeds {','.join(map(str, spec.training.seeds))}, validation {spec.training.validation} images")
+        if spec.design:
+            d = spec.design
+            print(f"  design: {d['kind']} over factors {', '.join(f['name'] for f in d['factors'])}: "
+                  f"{len(d['matrix'])} variants" + (f", resolution {d['resolution']}" if d.get("resolution") else ""))
+            for g in d.get("generators", []):
+                print(f"    generator: {g}")
+        for v in spec.variants:
+            tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
+            print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}")
+        return 0
+    load_plugins()
+    for cls in TRICKS:
+        print(f"{cls.name}: {cls.description}")
+        print(f"    hooks: {', '.join(cls.claimed_hooks())}; version {cls.version}"
+              + ("; needs a validation split (--validation N)" if cls.needs_validation else ""))
+        for p in cls.params:
+            print(f"    {p.name} = {p.default!r}  ({p.describe_range()}) {p.help}")
+    return 0
+
+
+def _fmt_trick(t: dict) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in t.items() if k != "name")
+    return f"{t['name']}({params})"
+
+
+def _report_corrupted(data) -> None:
+    for path, why in data.corrupted.items():
+        print(f"tricks: corrupted run file {path}: {why}", file=sys.stderr)
+    if data.corrupted:
+        print(f"  ({len(data.corrupted)} file(s) left out; delete them and run 'tricks ablation' again to retrain "
+              "those runs)", file=sys.stderr)
+
+
+def cmd_figures(args) -> int:
+    """Exit 0, or 1 when run files are corrupted (the report is still written and names them)."""
+    from ..analysis.report import build_report
+    from ..analysis.studydata import load_study
+
+    data = load_study(Path(args.results))
+    try:
+        path = build_report(Path(args.results), data)
+    except OSError as exc:    # a read-only or full results folder: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise TricksError(f"cannot write the report into {args.results}: {exc.strerror or exc}{where}; "
+                          "copy the folder somewhere writable and run 'tricks figures --results COPY'") from None
+    print(f"report: {path}")
+    _report_corrupted(data)
+    return 1 if data.corrupted else 0
+
+
+def cmd_check(args) -> int:
+    import json
+
+    from ..analysis.regression import compare, describe_update, format_table, make_reference
+    from ..running.records import write_json
+    from ..analysis.studydata import load_study
+
+    from ..running.schema import REFERENCE, SchemaError, validate
+
+    data = load_study(Path(args.results))
+    _report_corrupted(data)
+    ref_path = Path(args.reference)
+    old, bad = None, None
+    if ref_path.is_dir():
+        raise TricksError(f"--reference {ref_path} is a directory; give the reference JSON file")
+    if ref_path.is_file():
+        try:
+            old = json.loads(ref_path.read_text(encoding="utf-8"))
+            validate(old, REFERENCE, f"reference {ref_path}")
+        except (ValueError, SchemaError) as exc:
+            bad = exc if isinstance(exc, SchemaError) else \
+                TricksError(f"reference {ref_path} is not valid JSON ({exc}); re-create it with --update")
+            old = None
+    if args.update:
+        try:
+            new = make_reference(data)
+        except ValueError as exc:
+            raise TricksError(str(exc)) from None
+        print(describe_update(old, new))
+        write_json(ref_path, new)
+        print(f"reference written: {ref_path}")
+        return 0
+    if bad is not None:
+        raise bad
+    if old is None:
+        raise TricksError(f"no reference at {ref_path}; create one with 'make regression-update' "
+                          "(tricks check --update)")
+    result = compare(old, data)
+    print(format_table(result))
+    return 0 if result.passed else 1
+
+
