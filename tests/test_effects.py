@@ -33,10 +33,11 @@ def synthetic(design: dict, seeds=(0, 1, 2), noise=0.003, rng_seed=0) -> pd.Data
 
 def test_effects_recover_known_main_effects_and_an_interaction_within_their_intervals():
     d = generate("fractional", [Factor(f"f{i}", ()) for i in range(6)], resolution=4).to_dict()
-    e = effects(synthetic(d), d).set_index("term")
+    # 5 seeds: each verdict also needs the per-seed interval (4 df), too wide on 3 seeds for Holm over 13
+    e = effects(synthetic(d, seeds=range(5)), d).set_index("term")
     for name, true in TRUE_MAIN.items():
         row = e.loc[name]
-        assert row["ci_low"] <= true <= row["ci_high"]
+        assert row["ci_low"] <= true <= row["ci_high"] and row["robust_low"] <= true <= row["robust_high"]
         assert row["verdict"] == ("within noise" if true == 0 else "improvement" if true > 0 else "regression")
     inter = e.loc["f0*f2"]
     assert inter["ci_low"] <= TRUE_F0_F2 <= inter["ci_high"] and inter["verdict"] == "improvement"
@@ -54,25 +55,36 @@ def test_a_partial_study_reports_no_effects_rather_than_arbitrary_ones():
     assert e["effect"].isna().all() and e["p_holm"].isna().all() and (e["verdict"] == NOT_ESTIMABLE).all()
     assert effect_findings(e) == ["Effects: not estimable yet; the finished runs do not cover the design "
                                   "(see Missing runs)."]
-    # The whole design in one seed is enough: 16 runs, 14 coefficients, estimates with intervals.
+    # The whole design in one seed is enough for estimates with pooled intervals (16 runs, 14 coefficients),
+    # not for a verdict: one seed has no per-seed interval.
     full = effects(runs, d)
-    assert full["effect"].notna().all() and (full["verdict"] != NOT_ESTIMABLE).all()
+    assert full["effect"].notna().all() and full["ci_low"].notna().all() and full["robust_low"].isna().all()
+    assert (full["verdict"] == "too few seeds").all()
 
 
-def test_effect_findings_name_the_effects_beyond_noise_with_their_aliases():
-    e = pd.DataFrame([["a", "main", 0.03, 0.02, 0.04, 1e-4, 1e-3, "improvement", ""],
-                      ["b", "main", -0.02, -0.03, -0.01, 1e-3, 4e-3, "regression", ""],
-                      ["c", "main", 0.001, -0.004, 0.006, 0.6, 1.0, "within noise", ""],
-                      ["a*b", "interaction", 0.011, 0.004, 0.018, 2e-3, 6e-3, "improvement", "c*d"],
-                      ["a*c", "interaction", 0.002, -0.003, 0.007, 0.4, 1.0, "within noise", ""]],
-                     columns=EFFECT_COLUMNS)
+def test_effect_findings_name_the_effects_beyond_noise_with_their_deciding_intervals():
+    nan = float("nan")
+    e = pd.DataFrame([["a", "main", 0.03, 0.02, 0.04, 1e-4, 0.01, 0.05, 2e-3, 3, "per-seed", 1e-2, "improvement", ""],
+                      ["b", "main", -0.02, -0.03, -0.01, 1e-3, -0.025, -0.015, 5e-4, 3, "pooled", 4e-3, "regression",
+                       ""],
+                      ["c", "main", 0.001, -0.004, 0.006, 0.6, -0.01, 0.012, 0.7, 3, "per-seed", 1.0, "within noise",
+                       ""],
+                      ["a*b", "interaction", 0.011, 0.004, 0.018, 2e-3, nan, nan, nan, 1, "per-seed", nan,
+                       "too few seeds", ""],
+                      ["a*c", "interaction", 0.002, -0.003, 0.007, 0.4, -0.005, 0.009, 0.5, 3, "per-seed", 1.0,
+                       "within noise", ""]], columns=EFFECT_COLUMNS)
     assert effect_findings(e) == [
-        "Main effects beyond seed noise (Holm over the 5 effects): **a** +3.00 pts [+2.00, +4.00]; "
-        "**b** -2.00 pts [-3.00, -1.00].",
-        "Main effects within noise: c (+0.10 pts).",
-        "Two-factor interactions beyond seed noise (Holm over the 5 effects): **a*b** +1.10 pts [+0.40, +1.80] "
-        "(aliased with `c*d`).",
-        "Two-factor interactions within noise: a*c (+0.20 pts)."]
+        "Effect verdicts: each effect's deciding p is the larger of its pooled least-squares p (error pooled over "
+        "all terms and seeds) and its per-seed p (a t-test over its estimates in the 3 seeds that ran the whole "
+        "design: its own seed-to-seed spread as its error), Holm-adjusted over the 5 effects; the per-seed p "
+        "decided 4 of the 5. Each interval below is the deciding one (95%, not adjusted).",
+        "Main effects beyond seed noise: **a** +3.00 pts [+1.00, +5.00] per-seed; "
+        "**b** -2.00 pts [-3.00, -1.00] pooled.",
+        "Main effects within noise: c (+0.10 pts [-1.00, +1.20] per-seed).",
+        "Two-factor interactions within noise: a*c (+0.20 pts [-0.50, +0.90] per-seed).",
+        "No detectable effect as a main effect or in any two-factor chain this design estimates (each within "
+        "noise, its interval covering zero even before Holm): c.",
+        "No verdict (fewer than 2 seeds ran the whole design, so there is no per-seed interval): a*b."]
     assert effect_findings(None) == []
 
 
@@ -103,7 +115,7 @@ def test_the_report_of_a_designed_study_has_effects_and_figures(tmp_path):
     assert (out / "figures" / "effects.png").stat().st_size > 10_000
     assert (out / "figures" / "interactions.png").stat().st_size > 10_000
     report = (out / "REPORT.md").read_text()
-    assert "## Design" in report and "## Effects (least squares, seed as a block)" in report
+    assert "## Design" in report and "## Effects (least squares, seed as a block; and per seed)" in report
     assert "| norm*drop | interaction |" in report
 
 

@@ -177,3 +177,34 @@ def test_skipped_images_come_from_the_runs_when_study_json_does_not_say_and_none
     _with_skipped(study / "runs" / "baseline__seed0.json", {"count": 0, "examples": []})
     _with_skipped(study / "study.json", {"count": 0, "examples": []})
     assert "unreadable" not in build_report(study).read_text()
+
+
+def test_the_report_defines_p_better_gives_mde_holm_and_the_test_sets_own_uncertainty(tmp_path):
+    from tricks.analysis.stats import detectable
+
+    accs = {**{("baseline", s): 0.70 for s in SEEDS}, **{("better", s): a for s, a in zip(SEEDS, (0.80, 0.81, 0.83))},
+            **{("same", s): a for s, a in zip(SEEDS, (0.70, 0.71, 0.70))}}   # same: tie, win, tie
+    out = write_fake_study(tmp_path / "s", accs, [("baseline", None), ("better", "baseline"), ("same", "baseline")],
+                           SEEDS)
+    manifest = json.loads((out / "study.json").read_text())
+    manifest["dataset"]["test_images"] = 10_000
+    (out / "study.json").write_text(json.dumps(manifest))
+    text = build_report(out).read_text()
+    deltas = pd.read_csv(out / "deltas.csv").set_index("variant")
+    for v in ("better", "same"):   # m = 2 comparisons: Holm's strictest step is 0.05 / 2
+        assert deltas.loc[v, "mde_holm"] == pytest.approx(detectable(3, deltas.loc[v, "delta_std"], 0.025), rel=1e-5)
+        assert deltas.loc[v, "mde_holm"] > deltas.loc[v, "mde"]
+    assert deltas.loc["same", "p_improve"] == pytest.approx(2 / 3)   # a tie counts half: (0.5 + 1 + 0.5) / 3
+    low, high = sorted(deltas["mde_holm"]), sorted(deltas["mde"])
+    assert (f"What these seeds could detect: with 3 paired seeds the smallest effect these comparisons detect at 80% "
+            f"power after Holm (two-sided, 0.05/2 at its strictest step) is {100 * low[0]:.2f} to {100 * low[1]:.2f} "
+            f"points ({100 * high[0]:.2f} to {100 * high[1]:.2f} per comparison at 0.05)") in text
+    assert "What these seeds could detect (" not in text   # report_findings' per-comparison sentence is replaced
+    assert ("P(better): the share of the paired seeds in which the variant's micro-F1 is higher than that of the one "
+            "it is compared with, a tie counting half") in text
+    assert "| same | baseline | 3 |" in text and "| 0.67 | within noise |" in text
+    # Wilson 95% on 10,000 images at 70%: [69.09, 70.89], half-width 0.90 points, beside the seed intervals
+    assert "| baseline | 3 | 0 | 70.00 | 0.00 | [70.00, 70.00] | 70.00 | [69.09, 70.89] |" in text
+    assert ("On 10,000 test images one accuracy carries a binomial sampling half-width (Wilson 95%) of about ±0.90 "
+            "points at baseline's mean accuracy of 70.00%") in text
+    assert text.index("Test-set sampling:") < text.index("## Paired deltas")

@@ -18,7 +18,8 @@ def effects_vs_steps(effects: pd.DataFrame, deltas: pd.DataFrame,
                      mapping: dict[str, tuple[str, str]], metric: str = "micro_f1") -> pd.DataFrame:
     """One row per factor of ``mapping`` ({factor: (cumulative variant, the variant it is measured
     against)}): the factor's main effect and that step's delta, both in metric units with their
-    95% intervals and verdicts, and their difference (main effect minus step delta).
+    95% intervals and verdicts, and their difference (main effect minus step delta). The factorial
+    interval is the one that decided its verdict (``decided_by``: pooled or per seed).
 
     A factor or step missing from the tables is an error naming what is there (a typo in the
     mapping must not quietly drop a row)."""
@@ -33,9 +34,12 @@ def effects_vs_steps(effects: pd.DataFrame, deltas: pd.DataFrame,
             pairs = ", ".join(f"{v} vs {a}" for v, a in steps.index)
             raise KeyError(f"no delta of {variant} vs {against} in deltas.csv; it has {pairs}")
         e, s = main.loc[factor], steps.loc[(variant, against)]
+        # the interval that decided the factorial verdict: per seed where that was the stricter one
+        per_seed = e.get("decided_by") == "per-seed" and pd.notna(e.get("robust_low"))
+        lo, hi = (e["robust_low"], e["robust_high"]) if per_seed else (e["ci_low"], e["ci_high"])
         rows.append({"factor": factor, "variant": variant, "against": against,
-                     "factorial_effect": e["effect"], "factorial_ci_low": e["ci_low"],
-                     "factorial_ci_high": e["ci_high"], "factorial_verdict": e["verdict"],
+                     "factorial_effect": e["effect"], "factorial_ci_low": lo,
+                     "factorial_ci_high": hi, "factorial_verdict": e["verdict"],
                      "step_delta": s["delta"], "step_ci_low": s["ci_low"], "step_ci_high": s["ci_high"],
                      "step_verdict": s["verdict"], "difference": e["effect"] - s["delta"]})
     return pd.DataFrame(rows, columns=COLUMNS)

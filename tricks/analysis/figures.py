@@ -228,13 +228,20 @@ def effects_plot(effects: pd.DataFrame, path: Path) -> Path:
     y = np.arange(len(t))
     colors = [VERDICT_COLORS.get(v, NOISE_COLOR) for v in t["verdict"]]
     ax.barh(y, 100 * t["effect"], color=colors, alpha=0.8)
-    ax.errorbar(100 * t["effect"], y, xerr=[100 * (t["effect"] - t["ci_low"]), 100 * (t["ci_high"] - t["effect"])],
-                fmt="none", ecolor="black", capsize=3, lw=1)
+    robust = "robust_low" in t and t["robust_low"].notna().any()
+    ax.errorbar(100 * t["effect"], y - 0.15 * robust, xerr=[100 * (t["effect"] - t["ci_low"]),
+                100 * (t["ci_high"] - t["effect"])], fmt="none", ecolor="black", capsize=3, lw=1, label="pooled")
+    if robust:   # the per-seed interval: the effect's own seed-to-seed spread (it decides when it is wider)
+        ax.hlines(y + 0.15, 100 * t["robust_low"], 100 * t["robust_high"], color="darkorange", lw=1.4,
+                  label="per seed")
+        ax.plot(100 * t[["robust_low", "robust_high"]].to_numpy().ravel(), np.repeat(y + 0.15, 2), "|",
+                color="darkorange", ms=6)
+        ax.legend(fontsize=8, loc="lower right")
     labels = [f"{term}" + (f" (= {al})" if al else "") for term, al in zip(t["term"], t["aliases"])]
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
     ax.set(xlabel="effect on micro-F1, points (off -> on, averaged over the design)",
-           title="Main effects and two-factor interactions, 95% intervals (colour: Holm-adjusted verdict)")
+           title="Effects with 95% intervals, pooled and per seed (colour: Holm-adjusted verdict)")
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
 

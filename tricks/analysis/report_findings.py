@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from .effects import NOT_ESTIMABLE, PER_SEED, POOLED
 from .stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED
 from .studydata import StudyData
 
@@ -20,29 +21,87 @@ def fmt_p(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
 
 
-def effect_findings(effects: pd.DataFrame | None) -> list[str]:
-    """Sentences generated from the effects table of a factorial or fractional design."""
-    from .effects import NOT_ESTIMABLE
+def chain(row) -> str:
+    """A term and the terms aliased with it, as one chain ``a*b = c*d``: the design measures only their sum."""
+    aliases = getattr(row, "aliases", "")
+    return f"{row.term} = {aliases}" if isinstance(aliases, str) and aliases else row.term
 
+
+def chain_factors(name: str) -> set[str]:
+    return {f for term in name.split(" = ") for f in term.split("*")}
+
+
+def bounds(row) -> tuple[float, float, str]:
+    """The interval that decided the verdict (see ``effects``) and its name."""
+    if getattr(row, "decided_by", POOLED) == PER_SEED and math.isfinite(getattr(row, "robust_low", math.nan)):
+        return row.robust_low, row.robust_high, PER_SEED
+    return row.ci_low, row.ci_high, POOLED
+
+
+def deciding_interval(row) -> str:
+    """The deciding interval in points, e.g. ``[+1.72, +4.00] per-seed``."""
+    low, high, name = bounds(row)
+    return f"[{pct(low, True)}, {pct(high, True)}] {name}"
+
+
+def covers_zero(row) -> bool:
+    low, high, _ = bounds(row)
+    return bool(low <= 0 <= high)
+
+
+def effect_findings(effects: pd.DataFrame | None) -> list[str]:
+    """Sentences generated from the effects table of a factorial or fractional design. A term aliased
+    with others is named as its whole chain (``a*b = c*d``), never as one pair, and no effect of one
+    factor at a level of another is derived from it. A factor whose main effect is within noise but that
+    appears in a significant chain is named with that chain; "no detectable effect" is said of a factor
+    only when its main effect and every chain it appears in are within noise, each deciding interval
+    covering zero."""
     if effects is None or not len(effects):
         return []
     if (effects["verdict"] == NOT_ESTIMABLE).all():
         return ["Effects: not estimable yet; the finished runs do not cover the design (see Missing runs)."]
-
-    def items(rows: pd.DataFrame) -> str:
-        return "; ".join(f"**{r.term}** {pct(r.effect, True)} pts [{pct(r.ci_low, True)}, {pct(r.ci_high, True)}]"
-                         + (f" (aliased with `{r.aliases}`)" if r.aliases else "") for r in rows.itertuples())
-
+    t = effects.assign(chain=[chain(r) for r in effects.itertuples()])
+    n = len(t)
     out = []
+    if "robust_p" in t:
+        seeds = t["robust_seeds"].max()
+        per_seed = int((t["decided_by"] == PER_SEED).sum())
+        out.append(f"Effect verdicts: each effect's deciding p is the larger of its pooled least-squares p (error "
+                   f"pooled over all terms and seeds) and its per-seed p (a t-test over its estimates in the "
+                   f"{int(seeds) if seeds == seeds else 0} seeds that ran the whole design: its own seed-to-seed "
+                   f"spread as its error), Holm-adjusted over the {n} effects; the per-seed p "
+                   f"decided {per_seed} of the {n}. Each interval below is the deciding one (95%, not adjusted).")
+    beyond = t[t["verdict"].isin([IMPROVEMENT, REGRESSION])]
+    significant = [r.chain for r in beyond.itertuples()]
     for kind, label in (("main", "Main effects"), ("interaction", "Two-factor interactions")):
-        rows = effects[effects["kind"] == kind]
-        beyond = rows[rows["verdict"].isin([IMPROVEMENT, REGRESSION])].sort_values("effect", ascending=False)
+        rows = t[t["kind"] == kind]
+        hits = beyond[beyond["kind"] == kind].sort_values("effect", ascending=False)
         noise = rows[rows["verdict"] == NOISE]
-        if len(beyond):
-            out.append(f"{label} beyond seed noise (Holm over the {len(effects)} effects): {items(beyond)}.")
+        if len(hits):
+            out.append(f"{label} beyond seed noise: " + "; ".join(
+                f"**{r.chain}** {pct(r.effect, True)} pts {deciding_interval(r)}" for r in hits.itertuples()) + ".")
         if len(noise):
-            out.append(f"{label} within noise: " + ", ".join(f"{r.term} ({pct(r.effect, True)} pts)"
-                                                             for r in noise.itertuples()) + ".")
+            out.append(f"{label} within noise: " + ", ".join(
+                f"{r.chain} ({pct(r.effect, True)} pts {deciding_interval(r)})" for r in noise.itertuples()) + ".")
+    if any(" = " in c for c in significant):
+        out.append("A chain `x = y` is one estimate of the sum of effects this design cannot tell apart: it is "
+                   "not attributed to any one of them, and no effect of one factor at a level of another "
+                   "follows from it.")
+    main = t[t["kind"] == "main"]
+    for r in main[main["verdict"] == NOISE].itertuples():
+        chains = [c for c in significant if r.term in chain_factors(c)]
+        if chains:
+            out.append(f"{r.term}: no detectable main effect; appears in the significant chain"
+                       f"{'s' if len(chains) > 1 else ''} " + " and ".join(f"`{c}`" for c in chains) + ".")
+    quiet = [r.term for r in main.itertuples()     # the only "nothing detectable" claim made: strict
+             if all(c.verdict == NOISE and covers_zero(c) for c in t.itertuples() if r.term in chain_factors(c.chain))]
+    if quiet:
+        out.append("No detectable effect as a main effect or in any two-factor chain this design estimates (each "
+                   "within noise, its interval covering zero even before Holm): " + ", ".join(quiet) + ".")
+    undecided = t[t["verdict"] == UNDECIDED]
+    if len(undecided):
+        out.append("No verdict (fewer than 2 seeds ran the whole design, so there is no per-seed interval): "
+                   + ", ".join(undecided["chain"]) + ".")
     return out
 
 
@@ -61,14 +120,6 @@ def findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame) -> li
     if len(noise):
         out.append(f"Within noise vs {data.reference} (Holm-adjusted p >= 0.05): "
                    + ", ".join(f"{r.variant} ({pct(r.delta, True)} pts)" for r in noise.itertuples()) + ".")
-    mde = deltas["mde"].dropna() if "mde" in deltas else []
-    if len(mde):
-        need = deltas["seeds_for_target"].dropna()
-        out.append(f"What these seeds could detect (80% power, two-sided 5%): effects of {pct(mde.min())} to "
-                   f"{pct(mde.max())} points, depending on the comparison's spread; a 0.5-point effect would need "
-                   f"{int(need.min())} to {int(need.max())} paired seeds. \"Within noise\" is not \"no effect\": "
-                   "smaller effects than these are invisible here." if len(need) else
-                   f"What these seeds could detect (80% power): {pct(mde.min())} to {pct(mde.max())} points.")
     undecided = vb[vb["verdict"] == UNDECIDED]
     if len(undecided):
         out.append("Not decidable with fewer than 2 paired seeds: " + ", ".join(undecided["variant"]) + ".")
@@ -89,3 +140,25 @@ def findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame) -> li
         out.append(f"Only {n_seeds} seed(s) were run: intervals are wide or absent; run more seeds "
                    "(`--seeds 0,1,2,3,4`) before drawing conclusions.")
     return out
+
+
+def effects_section(e: pd.DataFrame, table) -> list[str]:
+    """The report's effects table: pooled and per-seed intervals side by side, and which decided."""
+    has_robust = "robust_low" in e
+    cols = {"term": e["term"], "kind": e["kind"], "effect pts": e["effect"].map(lambda x: pct(x, True)),
+            "pooled 95% CI": [f"[{pct(a, True)}, {pct(b, True)}]" for a, b in zip(e["ci_low"], e["ci_high"])],
+            "pooled p": e["p"].map(fmt_p)}
+    if has_robust:
+        cols.update({"per-seed 95% CI": [f"[{pct(a, True)}, {pct(b, True)}]" for a, b in
+                                         zip(e["robust_low"], e["robust_high"])],
+                     "per-seed p": e["robust_p"].map(fmt_p), "decided by": e["decided_by"]})
+    cols.update({"Holm p": e["p_holm"].map(fmt_p), "verdict": e["verdict"],
+                 "aliased with": e["aliases"].map(lambda a: f"`{a}`" if a else "")})
+    return ["## Effects (least squares, seed as a block; and per seed)", "",
+            "Each effect is the change in micro-F1 from the factor's off to its on level, averaged over the "
+            "design; an interaction a*b is half the difference between a's effect with b on and with b off. "
+            "Pooled: one error for every term, pooled over the terms and seeds. Per-seed: the effect estimated "
+            "in each seed that ran the whole design, with its own seed-to-seed spread as its error (n - 1 "
+            "degrees of freedom). Verdicts: Holm-adjusted over the effects below, each on the larger (more "
+            "conservative) of its pooled and per-seed p. Terms a fractional design cannot tell apart are "
+            "estimated once and their aliases named.", "", table(pd.DataFrame(cols)), ""]

@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..running.records import run_stem
-from .report_findings import effect_findings, findings, fmt_p, pct
+from .report_findings import effect_findings, effects_section, findings, fmt_p, pct
+from .sequential import until_line
+from .stats import ALPHA, wilson_interval
 from .studydata import StudyData
 
 FIGURES = ("micro_f1.png", "deltas.png", "effects.png", "interactions.png", "confusion_matrices.png",
@@ -94,6 +96,57 @@ def _diverged(recs: list[dict]) -> list[str]:
               for r in diverged], ""]
 
 
+def _span(low: float, high: float, signed: str = "") -> str:
+    """'X to Y' points, or 'X' where both ends print the same."""
+    a, b = signed + pct(low), signed + pct(high)
+    return a if a == b else f"{a} to {b}"
+
+
+def _detectable(deltas: pd.DataFrame) -> str:
+    """What the seeds could detect at 80% power: at Holm's strictest step (mde_holm) and per comparison (mde)."""
+    ok = deltas.dropna(subset=["mde_holm"]) if "mde_holm" in deltas else deltas.iloc[:0]
+    if not len(ok):
+        return ""
+    n, m, need = sorted(set(ok["n"].astype(int))), int(deltas["t_p"].notna().sum()), ok["seeds_for_target"].dropna()
+    return (f"What these seeds could detect: with {n[0] if len(n) == 1 else f'{n[0]} to {n[-1]}'} paired seeds the "
+            f"smallest effect these comparisons detect at 80% power after Holm (two-sided, {ALPHA:g}/{m} at its "
+            f"strictest step) is {_span(ok['mde_holm'].min(), ok['mde_holm'].max())} points "
+            f"({_span(ok['mde'].min(), ok['mde'].max())} per comparison at {ALPHA:g}), depending on the comparison's "
+            "spread" + (f"; a 0.5-point effect would need {int(need.min())} to {int(need.max())} paired seeds per "
+                        f"comparison at {ALPHA:g}" if len(need) else "")
+            + '. "Within noise" is not "no effect": smaller effects than these are invisible here.')
+
+
+def _findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, effects: pd.DataFrame | None) -> list[str]:
+    """The Findings, with _detectable's sentence after the verdicts."""
+    said = effect_findings(effects) + findings(data, summary, deltas)
+    ends = [i + 1 for i, f in enumerate(said) if f.startswith(("Helped beyond", "Hurt beyond", "Within noise vs"))]
+    at = ends[-1] if ends else len(said)
+    power = _detectable(deltas)
+    return said[:at] + [power] * bool(power) + said[at:]
+
+
+def _test_set(summary: pd.DataFrame, reference: str, images: int | None) -> tuple[list[str], str]:
+    """Each variant's Wilson 95% interval on the test-set size around its mean accuracy, and the sentence
+    giving its half-width, shown beside the seed intervals (none without a test-set size)."""
+    if not images:
+        return ["n/a"] * len(summary), ""
+    spans = [wilson_interval(a, images) for a in summary["accuracy_mean"]]
+    half = {v: (hi - lo) / 2 for v, (lo, hi) in zip(summary["variant"], spans) if hi == hi}
+    column = [f"[{pct(lo)}, {pct(hi)}]" for lo, hi in spans]
+    if not half:
+        return column, ""
+    ref = reference if reference in half else next(iter(half))
+    acc = float(summary.set_index("variant").loc[ref, "accuracy_mean"])
+    return column, (f"Test-set sampling: every run is scored on the same {images:,} test images, so the seed "
+                    f"intervals above hold the test set fixed and measure training noise only. On {images:,} test "
+                    f"images one accuracy carries a binomial sampling half-width (Wilson 95%) of about "
+                    f"±{pct(half[ref])} points at {ref}'s mean accuracy of {pct(acc)}% "
+                    f"({_span(min(half.values()), max(half.values()), '±')} across the variants: the 'test-set 95% "
+                    "CI' column): how far an accuracy could move on another test set of that size from the same "
+                    "distribution. Neither the seed intervals nor the paired tests include it.")
+
+
 def _table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -128,7 +181,7 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
                 "and metric-driven schedules; final metrics are on the test split)" if m.get("validation") else ""),
              f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
              f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
-             *[line for line in [_skipped_images(m, recs)] if line],
+             *[line for line in [_skipped_images(m, recs), until_line(m.get("until"))] if line],
              f"- device: {', '.join(devices) or 'n/a'}; CPU: {', '.join(_cpus(recs)) or 'n/a'}; "
              f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}"
              + _denormals(recs),
@@ -167,13 +220,18 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
                   "to train those runs again:", "",
                   *[f"- `{_rel(p, data.directory)}`: {why}" for p, why in data.corrupted.items()], ""]
     lines += _diverged(recs)
-    lines += ["## Findings", "", *[f"- {f}" for f in effect_findings(effects) + findings(data, summary, deltas)], "",
+    lines += ["## Findings", "", *[f"- {f}" for f in _findings(data, summary, deltas, effects)], "",
               f"Verdicts: the family is every comparison in the table below ({len(deltas)}); a delta is an "
               "improvement or a regression when its paired t-test p-value, Holm-adjusted over that family, is "
               "below 0.05; otherwise it is within noise. The 95% t-intervals are per comparison (not adjusted) "
               "and clipped to the metric's range, as are the summary's. MDE: the smallest delta this comparison "
-              "detects with 80% power; P(better): the share of seeds where the variant beats the one it is "
-              "compared with. The exact sign-flip permutation p-value is shown too; with n seeds it cannot go "
+              "detects with 80% power by a two-sided paired t-test at 0.05, from its paired spread and n; MDE Holm: "
+              f"the same at Holm's strictest step, 0.05/{int(deltas['t_p'].notna().sum()) if len(deltas) else 0}, "
+              "so a delta that large is found beyond noise with at least 80% power whatever the other comparisons "
+              "show. P(better): the share of the paired seeds in which the variant's micro-F1 is higher than that "
+              "of the one it is compared with, a tie counting half (1.00: higher in every seed; 0.50: as often "
+              "higher as lower, or tied throughout). The exact sign-flip permutation p-value is shown too; with "
+              "n seeds it cannot go "
               f"below 2/2^n ({2 / 2 ** max(1, len(m['seeds'])):.3g} here).", ""]
     s = summary.copy()
     show = pd.DataFrame({
@@ -182,7 +240,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         "95% CI": [f"[{pct(a)}, {pct(b)}]" if math.isfinite(a) else n or "n/a"
                    for a, b, n in zip(s["micro_f1_ci_low"], s["micro_f1_ci_high"], s["note"])],
         "macro-F1 %": s["macro_f1_mean"].map(pct)})
-    lines += ["## Summary (micro-F1 = accuracy for single-label data)", "", _table(show), ""]
+    show["test-set 95% CI"], sampling = _test_set(s, data.reference, ds.get("test_images"))
+    lines += ["## Summary (micro-F1 = accuracy for single-label data)", "", _table(show), "",
+              *([sampling, ""] if sampling else [])]
     if len(deltas):
         d = deltas
         show = pd.DataFrame({
@@ -191,25 +251,16 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
             "95% CI": [f"[{pct(a, True)}, {pct(b, True)}]" for a, b in zip(d["ci_low"], d["ci_high"])],
             "t-test p": d["t_p"].map(fmt_p), "Holm p": d["p_holm"].map(fmt_p),
             "sign-flip p": d["sign_flip_p"].map(fmt_p),
-            "MDE pts": d["mde"].map(pct), "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
+            "MDE pts": d["mde"].map(pct), "MDE Holm pts": d["mde_holm"].map(pct),
+            "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
             "verdict": d["verdict"]})
         lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
     if effects is not None and len(effects):
-        e = effects
-        show = pd.DataFrame({
-            "term": e["term"], "kind": e["kind"], "effect pts": e["effect"].map(lambda x: pct(x, True)),
-            "95% CI": [f"[{pct(a, True)}, {pct(b, True)}]" for a, b in zip(e["ci_low"], e["ci_high"])],
-            "p": e["p"].map(fmt_p), "Holm p": e["p_holm"].map(fmt_p), "verdict": e["verdict"],
-            "aliased with": e["aliases"].map(lambda a: f"`{a}`" if a else "")})
-        lines += ["## Effects (least squares, seed as a block)", "",
-                  "Each effect is the change in micro-F1 from the factor's off to its on level, averaged over the "
-                  "design; an interaction a*b is half the difference between a's effect with b on and with b off. "
-                  "Verdicts: Holm-adjusted p over the effects below. Terms a fractional design cannot tell apart "
-                  "are estimated once and their aliases named.", "", _table(show), ""]
+        lines += effects_section(effects, _table)
     captions = {
         "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",
         "deltas.png": f"Paired deltas against {data.reference} with 95% intervals.",
-        "effects.png": "Main effects and two-factor interactions with 95% intervals.",
+        "effects.png": "Main effects and two-factor interactions with their pooled and per-seed 95% intervals.",
         "interactions.png": "The strongest two-factor interactions: mean micro-F1 at the four combinations.",
         "confusion_matrices.png": "Row-normalized confusion matrices, seeds summed.",
         "per_class_f1.png": "Per-class F1, mean over seeds.",
@@ -221,6 +272,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         for name in FIGURES:
             if name in drawn:
                 lines += [f"### {captions[name]}", "", f"![{name}](figures/{name})", ""]
+            if name == "deltas.png" and "deltas_by_epoch.png" in drawn:   # text and figure: analysis/by_epoch.py
+                from .by_epoch import CAPTION, FIGURE, NOTE
+                lines += [f"### {CAPTION}", "", f"![{FIGURE}](figures/{FIGURE})", "", NOTE, ""]
     lines += ["## Files", "", "- `runs.csv`: one row per finished run; `runs/*.json`: each run's history, "
               "confusion matrix, per-class report and provenance", "- `summary.csv`: one row per variant; "
               "`deltas.csv`: one row per comparison", "- regenerate everything here with "

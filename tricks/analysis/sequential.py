@@ -52,3 +52,17 @@ def decide(deltas: pd.DataFrame, seeds: int, target: float, max_seeds: int) -> D
     if seeds >= max_seeds:
         return Decision(seeds, widest, width, True, "max_seeds")
     return Decision(seeds, widest, width, False, "")
+
+
+def until_line(until: dict | None) -> str:
+    """The report's line on a study run in rounds (``study.json``'s ``until``), or ""."""
+    if not until or not until.get("rounds"):
+        return ""
+    last = until["rounds"][-1]
+    width = "undefined" if last["halfwidth"] is None else f"{last['halfwidth']:.2f}"
+    why = {"precise": "every comparison reached the target", "max_seeds": "the seed limit was reached first"}
+    return (f"- seeds added in rounds until every comparison's 95% half-width was at most "
+            f"{until['halfwidth_points']:g} accuracy points, at most {until['max_seeds']} seeds: "
+            f"{len(until['rounds'])} round(s), {last['seeds']} seeds; the widest half-width was then {width} "
+            f"points ({last['widest']}); " + why.get(until.get("stopped", ""), "not finished (interrupted)")
+            + " (the rule looks at widths only, never at p-values)")

@@ -9,10 +9,13 @@
   Holm-adjusted over the family of comparisons one report makes (statsmodels' ``multipletests``),
   is below 0.05, otherwise ``within noise``. The printed 95% t-intervals are per comparison.
 - Power (statsmodels' ``TTestPower``): the minimum detectable effect of each comparison at 80%
-  power (two-sided, alpha 0.05) from its paired spread and n, and the seeds that would detect a
-  0.5-point effect. "Within noise" is not "no effect": the MDE says what could have been seen.
+  power (two-sided, alpha 0.05) from its paired spread and n (``mde``), the same at Holm's strictest
+  step alpha / m (``mde_holm``: found beyond noise with >= 80% power whatever the other p-values),
+  and the seeds that would detect a 0.5-point effect. "Within noise" is not "no effect".
 - Probability of improvement: the share of paired seeds where the variant beats the one it is
   compared with (a tie counts half).
+- ``wilson_interval``: the Wilson 95% interval of an accuracy measured on N test images, the
+  test set's own binomial sampling uncertainty, which no number of seeds reduces.
 - A variant whose every finished run diverged (non-finite training loss) has no score: its summary
   note and the verdict of each comparison it is part of say ``diverged (all N seeds)``.
 - Intervals of a bounded metric (accuracy and F1 in [0, 1], deltas in [-1, 1]) are clipped to its
@@ -52,6 +55,30 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+def detectable(n: int, std: float, alpha: float = ALPHA) -> float:
+    """The effect (metric units) a two-sided paired t-test at level ``alpha`` with ``n`` pairs of spread
+    ``std`` detects with ``POWER`` (NaN where it cannot be computed): brentq on ``TTestPower.power``, as
+    solve_power gives wrong roots (5.5 sds, not 11.8, for 3 pairs at 0.05 / 13) where scipy's noncentral
+    t is NaN far in the wrong tail; that tail (below alpha / 2) then counts as 0."""
+    from scipy.optimize import brentq
+    from statsmodels.stats.power import TTestPower
+
+    if n < 2 or not math.isfinite(std):
+        return math.nan
+    if std == 0:
+        return 0.0
+
+    def short(d: float) -> float:   # two-sided power at effect d (in sds) minus POWER
+        up, down = (TTestPower().power(effect_size=d, nobs=n, alpha=alpha / 2, alternative=side)
+                    for side in ("larger", "smaller"))
+        return float(up) + (float(down) if math.isfinite(down) else 0.0) - POWER
+
+    high = 1.0
+    while short(high) < 0:
+        high *= 2
+    return brentq(short, 0.0, high, xtol=1e-12) * std
+
+
 def power(n: int, std: float, target: float = TARGET_EFFECT) -> dict:
     """Minimum detectable effect (metric units) of a paired t-test with ``n`` pairs of spread ``std``
     at ``POWER``, and the pairs needed to detect ``target``. NaN where it cannot be computed."""
@@ -62,11 +89,9 @@ def power(n: int, std: float, target: float = TARGET_EFFECT) -> dict:
         return out
     if std == 0:
         return {"mde": 0.0, "seeds_for_target": 2}
-    solver = TTestPower()
-    d = solver.solve_power(effect_size=None, nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")
-    out["mde"] = float(d) * std
+    out["mde"] = detectable(n, std)
     try:
-        need = solver.solve_power(effect_size=target / std, nobs=None, alpha=ALPHA, power=POWER,
+        need = TTestPower().solve_power(effect_size=target / std, nobs=None, alpha=ALPHA, power=POWER,
                                   alternative="two-sided")
         out["seeds_for_target"] = max(2, math.ceil(float(np.asarray(need).item())))
     except (ValueError, RuntimeError):   # the solver's bracket failed (a vanishing or huge effect)
@@ -80,6 +105,16 @@ def prob_improvement(a: Sequence[float], b: Sequence[float]) -> float:
     if len(a) == 0:
         return math.nan
     return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+def wilson_interval(accuracy: float, images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson interval (statsmodels' ``proportion_confint``) of an accuracy measured on ``images`` test
+    images: how far the same model's accuracy on another test set of that size may lie."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if not images or not math.isfinite(accuracy):
+        return math.nan, math.nan
+    return tuple(map(float, proportion_confint(accuracy * images, images, alpha=1 - confidence, method="wilson")))
 
 
 def clip(low: float, high: float, lo: float, hi: float) -> tuple[float, float]:
@@ -202,6 +237,8 @@ def delta_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str]], metri
                      "p_improve": prob_improvement(pa, pb)})
     table = pd.DataFrame(rows, columns=DELTA_COLUMNS[:-1] + ["verdict"])
     table["p_holm"] = holm(table["t_p"].to_numpy()) if len(table) else []
+    family = max(1, int(np.isfinite(table["t_p"].to_numpy(dtype=float)).sum()))   # the m that Holm adjusts over
+    table["mde_holm"] = [detectable(n, sd, ALPHA / family) for n, sd in zip(table["n"], table["delta_std"])]
     table["verdict"] = [diverged_verdict(runs, v, a) or holm_verdict(d, p, n)
                         for v, a, d, p, n in zip(table["variant"], table["against"], table["delta"],
                                                  table["p_holm"], table["n"])]
@@ -224,7 +261,7 @@ def diverged_verdict(runs: pd.DataFrame, variant: str, against: str) -> str:
 
 
 DELTA_COLUMNS = ["variant", "against", "kind", "metric", "seeds", "n", "delta", "delta_std", "ci_low", "ci_high",
-                 "t_p", "sign_flip_p", "mde", "seeds_for_target", "p_improve", "p_holm", "verdict"]
+                 "t_p", "sign_flip_p", "mde", "mde_holm", "seeds_for_target", "p_improve", "p_holm", "verdict"]
 
 
 def holm_verdict(delta: float, p_holm: float, n: int) -> str:
