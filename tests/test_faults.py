@@ -163,6 +163,9 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path
     rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
                "--out", str(out), "--workers", "1", "--no-progress"])
     assert rc == 0
+    captured = capsys.readouterr()
+    assert "2 runs planned, 0 reused from earlier, 2 trained (1 of them diverged), 0 failed" in captured.out
+    assert "DIVERGED huge_lr__seed0: its training loss became non-finite" in captured.err
     rec = json.loads(run_path(out, "huge_lr__seed0").read_text())
     assert rec["status"] == "diverged" and rec["epochs_run"] == 1 and "epoch 1" in rec["stop_reason"]
     with open(out / "runs.csv") as f:
@@ -170,6 +173,7 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path
     assert rows["huge_lr"]["status"] == "diverged" and rows["baseline"]["status"] == "ok"
     report = (out / "REPORT.md").read_text()
     assert "## Diverged runs" in report and "huge_lr seed 0" in report
+    assert "Diverged runs: 1 of 2 finished (huge_lr__seed0)" in report
 
 
 def _worker_pids(parent: int) -> list[int]:

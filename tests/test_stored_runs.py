@@ -166,3 +166,30 @@ def test_a_run_resumed_as_the_last_one_pending_ends_as_an_uninterrupted_one(imag
     straight = json.loads((tmp_path / "straight" / "runs" / "v__seed0.json").read_text())
     assert cut["resumed_from_epoch"] == 1 and straight["resumed_from_epoch"] == 0
     assert comparable(cut) == comparable(straight)
+
+
+def test_a_workers_progress_bar_starts_each_run_without_the_previous_runs_numbers():
+    import io
+
+    from tricks.running.progress import Progress
+
+    p = Progress(2, enabled=True)
+    for bar in [p.study]:
+        bar.fp = io.StringIO()
+    p.event(0, "a__seed0", "start", {"epochs": 2})
+    bar = p.bars[0]
+    bar.fp = io.StringIO()
+    p.event(0, "a__seed0", "epoch", {"epoch": 1, "epochs": 2, "loss": 1.234, "acc": 0.567})
+    assert "acc=0.567" in bar.postfix and "loss=1.234" in bar.postfix
+    p.event(0, "b__seed0", "start", {"epochs": 2})
+    assert p.bars[0] is bar and not bar.postfix and bar.n == 0 and bar.desc.startswith("b__seed0")
+    p.close()
+
+
+def test_a_notice_is_printed_with_or_without_bars(capsys):
+    from tricks.running.progress import Progress
+
+    p = Progress(1, enabled=False)
+    p.event(0, "a__seed0", "notice", {"message": "ignored checkpoint x.pt: it cannot be read"})
+    p.close()
+    assert "tricks: a__seed0: ignored checkpoint x.pt: it cannot be read" in capsys.readouterr().err
