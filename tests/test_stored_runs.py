@@ -20,6 +20,7 @@ from tricks.running.conflicts import Conflict, differences
 from tricks.running.settings import RunSettings
 
 from .conftest import STUDY_SPEC, plugin_spec
+from .test_checkpoint import STOPPER as CHECKPOINT_STOPPER
 
 
 def ablation(image_folder, out, *extra):
@@ -121,27 +122,8 @@ def test_a_run_trained_alone_equals_the_same_run_trained_beside_another(image_fo
     assert alone["provenance"]["torch_threads"] == pair["provenance"]["torch_threads"] == 1
 
 
-STOPPER = '''
-import os
-from pathlib import Path
-from tricks.specs.base import Trick
-from tricks.specs.callbacks import Callback
-from tricks.specs.registry import register_trick
-
-class Stop(Callback):
-    def on_epoch_end(self, state):
-        flag = Path(os.environ["STOP_FLAG"])
-        if state.epoch == 2 and flag.exists():
-            flag.unlink()
-            raise KeyboardInterrupt
-
-@register_trick
-class StopOnce(Trick):
-    name = "stop_once_threads"
-    description = "Test only: Ctrl-C at the end of epoch 2 while a flag file exists."
-    def callbacks(self):
-        return [Stop()]
-'''
+# test_checkpoint's Ctrl-C-at-epoch-2 plugin, registered under its own name for this module
+STOPPER = CHECKPOINT_STOPPER.replace('name = "stop_once"', 'name = "stop_once_threads"')
 
 
 def test_a_run_resumed_as_the_last_one_pending_ends_as_an_uninterrupted_one(image_folder, tmp_path, plugin_module,
