@@ -175,3 +175,17 @@ def test_a_notice_is_printed_with_or_without_bars(capsys):
     p.event(0, "a__seed0", "notice", {"message": "ignored checkpoint x.pt: it cannot be read"})
     p.close()
     assert "tricks: a__seed0: ignored checkpoint x.pt: it cannot be read" in capsys.readouterr().err
+
+
+def test_the_revision_is_read_when_the_code_loads_not_when_a_run_finishes():
+    """The fork server's preload (inherited by every worker) and the study driver read the git revision
+    once, as the code loads: a commit made while a study trains is not what its runs record."""
+    from tricks.running import provenance
+
+    provenance.git_revision.cache_clear()
+    import importlib
+
+    import tricks.running.preload as preload
+
+    importlib.reload(preload)
+    assert provenance.git_revision.cache_info().currsize == 1

@@ -22,6 +22,7 @@ from .conflicts import find_conflicts, move_aside, refusal, stored_precision
 from .lock import DirectoryLock
 from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done, unstarted
 from .progress import Progress
+from .provenance import git_revision
 from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv
 from .settings import RunSettings
 
@@ -97,6 +98,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
     from ..training.data import load_dataset, split_training
 
     t_start = time.perf_counter()
+    git_revision()   # cached now: the revision of the code this process loaded (in-process runs record it)
     device = resolve_device(opts.device)
     if opts.threads < 1:
         raise TricksError(f"--threads must be at least 1, got {opts.threads}")
