@@ -31,6 +31,14 @@ PRECISIONS = ("fp32", "bf16")
 # the allocator's 32 MB heap limit (500 images: 57.6 MB, 1.7x slower than 250; benchmarks/throughput.py).
 EVAL_BATCH = 250
 PROGRESS_EVERY = 50        # training steps between progress events
+# The precisions whose CPU runs keep freed memory in the process (allocator.keep_freed_memory): only
+# where it was measured to help. 1-thread training steps, benchmarks/throughput.py, each lever side by
+# side in one run: fp32 1.60x faster with it on a 2-core AMD EPYC with avx512_bf16
+# (results/bench/throughput_amd_epyc_avx512bf16.txt: 4,391 vs 2,750 img/s) and 1.4-1.9x on the earlier
+# machines; bf16 0.99x on that AMD EPYC (6,062 vs 6,000 img/s) and 0.86x on an Intel Xeon with AMX
+# (glibc's defaults 1.16x faster), so bf16 runs leave glibc at its defaults. Speed only: the allocator
+# never changes a run's numbers.
+KEEP_FREED_MEMORY = ("fp32",)
 # Subnormal floats (|x| < 1.2e-38) flushed to zero on CPU (FTZ/DAZ, torch.set_flush_denormal). Weight
 # decay with Adam drives dead units' weights and Adam's moments of their zero gradients into that range,
 # where some x86 CPUs take a microcode assist per operation: a run on this project's Intel machine
@@ -165,8 +173,8 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
     there (if any), and saves its own state after every epoch but the last (see ``checkpoint``).
     """
     emit = on_event or (lambda kind, payload: None)
-    if device.type == "cpu":
-        keep_freed_memory()   # 1.4-1.6x per CPU training step: no page faults on activations (see allocator)
+    if device.type == "cpu" and settings.precision in KEEP_FREED_MEMORY:
+        keep_freed_memory()   # no page faults on activations (see allocator and KEEP_FREED_MEMORY)
     run = build_run(recipe, settings, dataset, device)
     model, optimizer, lr, hooks, callbacks = run.model, run.optimizer, run.lr, run.hooks, run.callbacks
     trace = LRTrace()
