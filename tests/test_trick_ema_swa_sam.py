@@ -12,17 +12,12 @@ from torch import nn
 
 from tricks.errors import SpecError
 from tricks.plugins import load_plugins
-from tricks.running.settings import RunSettings
 from tricks.specs.types import Budget, TrainSplit
 from tricks.training.checkpoint import CHECKPOINTS_DIR, Checkpoints, checkpoint_path, plain_problem
-from tricks.training.data import DataSource, load_dataset
-from tricks.training.engine import train_run
 from tricks.training.recipe import build_recipe, one_pass
 
 load_plugins()
 from tricks.plugins import ema, sam, swa  # noqa: E402 - registered after the built-ins
-
-CPU = torch.device("cpu")
 
 
 def scalar_model() -> nn.Module:
@@ -242,30 +237,9 @@ def test_sam_moves_batch_norm_statistics_once_and_replays_the_first_pass_dropout
 
 # -- tiny runs through the engine -----------------------------------------------------------------
 
-class Interrupt(Exception):
-    pass
-
-
-@pytest.fixture
-def tiny(image_folder, tmp_path):
-    return load_dataset(DataSource("imagefolder", str(image_folder)), cache_dir=tmp_path / "c", progress=False)
-
-
-def settings(ds, tricks, epochs=4):
-    return RunSettings("t", "v", tuple(tricks), (), 0, epochs, 8, None, "fp32", "imagefolder", ds.checksum)
-
-
-def run(s, ds, checkpoints=None, stop_at_epoch=None):
-    def emit(kind, p):
-        if kind == "epoch" and p["epoch"] == stop_at_epoch:
-            raise Interrupt
-    torch.set_num_threads(1)
-    return train_run(build_recipe(s.variant, s.tricks), s, ds, CPU, emit, checkpoints)
-
-
-def comparable(r):
-    history = [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in r["history"]]
-    return history, r["predictions"], r["lr_trace"], r["status"], r["epochs_run"]
+# The engine-run helpers (settings, an interruptible run, a clock-free view of its outcome) and the
+# tiny dataset fixture are test_checkpoint's: the resume checks here are the same checks.
+from .test_checkpoint import Interrupt, comparable, run, settings, tiny  # noqa: E402,F401 - tiny is a fixture
 
 
 @pytest.mark.parametrize("tricks, evaluated", [
