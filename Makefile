@@ -58,16 +58,20 @@ one-at-a-time: $(STAMP)
 # its committed folder; they resume where they stopped. Each 10-epoch full-data fp32 run takes about
 # 5-6 minutes of one core on the 2-core machine: about 3.5 h (lr_schedules, 5 seeds), 2.5 h
 # (lecun_lecture, 5 seeds), 2.4 h (factorial), 1.5 h (modern_tricks) and 3.5 h (factorial_followup,
-# 5 seeds) on 2 cores. Needs DATASET/DATA_DIR like ablation.
-STUDIES ?= lr_schedules lecun_lecture factorial modern_tricks factorial_followup
-# fp32, whatever the hardware: the committed follow-up studies are fp32 (precision is part of every
-# run's settings key; `auto` would also follow a folder's stored precision, but a new folder has none).
+# 5 seeds) on 2 cores; tuned_tricks (84 runs, bf16) and transfer (63 runs on three models, bf16) about
+# 2 h each (projected). Needs DATASET/DATA_DIR like ablation.
+STUDIES ?= lr_schedules lecun_lecture factorial modern_tricks factorial_followup tuned_tricks transfer
+# Each study in the precision it is stored in, whatever the hardware (precision is part of every run's
+# settings key; `auto` would also follow a folder's stored precision, but a new folder has none):
+# fp32, except the studies in BF16_STUDIES, started in bf16 on a CPU with native bf16.
 STUDIES_PRECISION ?= fp32
+BF16_STUDIES ?= tuned_tricks transfer
 studies: $(STAMP)
 	@for s in $(STUDIES); do \
-	  echo "== $$s"; \
+	  p=$(STUDIES_PRECISION); case " $(BF16_STUDIES) " in *" $$s "*) p=bf16;; esac; \
+	  echo "== $$s ($$p)"; \
 	  $(PY) -m tricks ablation --spec benchmarks/$$s.toml --out results/$$s --dataset $(DATASET) --device $(DEVICE) \
-	    --precision $(STUDIES_PRECISION) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
+	    --precision $$p $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(WORKERS),--workers $(WORKERS)) \
 	    || exit $$?; \
 	done
 
@@ -107,3 +111,12 @@ regression-update: regression-run
 
 clean-venv:
 	rm -rf $(VENV)
+
+# One prepared check of the CUDA path (benchmarks/gpu_check.sh; docs/gpu.md): under 8 minutes on an
+# H100/H200-class GPU, everything under GPU_OUT (DATA_DIR: the CIFAR-10 data for its study stages).
+# Without CUDA it says so in one line and exits 2. It needs no .venv: where .venv is missing (a lent GPU
+# machine with torch & co installed) it runs with $(PYTHON).
+GPU_OUT ?= results/local/gpu_check
+.PHONY: gpu-check
+gpu-check:
+	PYTHON=$(if $(wildcard $(PY)),$(PY),$(PYTHON)) bash benchmarks/gpu_check.sh $(GPU_OUT) $(DATA_DIR)

@@ -11,6 +11,25 @@ import numpy as np
 import pytest
 
 REAL_DATA_ENV = "CIFAR10_JPEG_DIR"
+# Tests train on the CPU unless they test devices: besides each test's own `--device cpu`, CUDA is
+# hidden from the session and the processes it starts (so `--device auto` and the defaults mean the
+# CPU on a GPU machine too), unless TRICKS_TEST_CUDA=1 (benchmarks/gpu_check.sh sets it for the tests
+# marked `cuda`, which skip with a reason otherwise). Set before anything initializes CUDA.
+CUDA_ENV = "TRICKS_TEST_CUDA"
+if os.environ.get(CUDA_ENV) != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def cuda_or_skip():
+    """The CUDA device for a test that needs one, or a skip that says why there is none."""
+    import torch
+
+    if os.environ.get(CUDA_ENV) != "1":
+        pytest.skip(f"CUDA is hidden from the test session: set {CUDA_ENV}=1 on a GPU machine "
+                    "(benchmarks/gpu_check.sh does)")
+    if not torch.cuda.is_available():
+        pytest.skip(f"{CUDA_ENV}=1 but torch sees no CUDA device")
+    return torch.device("cuda")
 
 
 @pytest.fixture(autouse=True, scope="session")

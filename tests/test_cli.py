@@ -25,7 +25,8 @@ def read_csv(path):
 
 def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, tmp_path, capsys):
     out = tmp_path / "res"
-    common = ["ablation", "--spec", str(STUDY_SPEC), "--variants", "baseline,dropout_both", "--seeds", "0,1",
+    common = ["ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--variants", "baseline,dropout_both",
+              "--seeds", "0,1",
               "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(out), "--no-progress"]
     assert main(common + ["--epochs", "1", "--workers", "2"]) == 0
     rows = read_csv(out / "runs.csv")
@@ -70,7 +71,8 @@ def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, 
     (["--spec", "nope.toml"], "spec file nope.toml does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(args, fragment, image_folder, tmp_path):
-    r = tricks("ablation", "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(tmp_path / "o"),
+    r = tricks("ablation", "--device", "cpu", "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out",
+               str(tmp_path / "o"),
                "--no-progress", *args)
     assert r.returncode == 2, r.stderr
     assert fragment in r.stderr
@@ -78,7 +80,8 @@ def test_bad_input_is_one_line_exit_2(args, fragment, image_folder, tmp_path):
 
 
 def test_missing_data_dir_is_exit_2(tmp_path):
-    r = tricks("ablation", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "nothing"), "--out",
+    r = tricks("ablation", "--device", "cpu", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "nothing"),
+               "--out",
                str(tmp_path / "o"), "--no-progress")
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
@@ -86,7 +89,7 @@ def test_missing_data_dir_is_exit_2(tmp_path):
 def test_unwritable_output_directory_is_exit_2(image_folder, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = tricks("ablation", "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out",
+    r = tricks("ablation", "--device", "cpu", "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out",
                str(blocker / "sub"), "--no-progress")
     assert r.returncode == 2 and f"{blocker} is a file, not a directory" in r.stderr
 
@@ -95,7 +98,8 @@ def test_a_second_study_on_a_locked_directory_is_refused(image_folder, tmp_path,
     out = tmp_path / "res"
     out.mkdir()
     with DirectoryLock(out):
-        rc = main(["ablation", "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(out),
+        rc = main(["ablation", "--device", "cpu", "--dataset", "imagefolder", "--data-dir", str(image_folder),
+                   "--out", str(out),
                    "--variants", "baseline", "--seeds", "0", "--epochs", "1", "--no-progress"])
     assert rc == 2
     assert "another study is already running" in capsys.readouterr().err
@@ -113,7 +117,7 @@ def test_list_shows_tricks_and_spec_variants():
 def test_short_real_run_on_cifar10_jpegs(real_images, tmp_path):
     """One epoch on 2,000 real training images: learns well above chance (0.10)."""
     out = tmp_path / "real"
-    r = tricks("ablation", "--variants", "baseline,norm_inputs", "--seeds", "0", "--epochs", "1",
+    r = tricks("ablation", "--device", "cpu", "--variants", "baseline,norm_inputs", "--seeds", "0", "--epochs", "1",
                "--train-subset", "2000", "--dataset", "imagefolder", "--data-dir", str(real_images),
                "--out", str(out), "--no-progress", "--no-report")
     assert r.returncode == 0, r.stderr

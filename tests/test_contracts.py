@@ -153,7 +153,8 @@ def test_a_dataset_with_one_class_is_refused(tmp_path):
 
 
 def ablation(image_folder, out, *extra):
-    return ["ablation", "--spec", str(STUDY_SPEC), "--variants", "baseline", "--seeds", "0", "--epochs", "1",
+    return ["ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--variants", "baseline", "--seeds", "0",
+            "--epochs", "1",
             "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(out), "--no-progress", *extra]
 
 
@@ -185,7 +186,8 @@ def test_an_unwritable_runs_folder_fails_before_any_training(image_folder, tmp_p
 def test_the_unreadable_image_warning_is_one_line_without_source(tmp_path):
     root = make_image_folder(tmp_path / "x")
     (root / "train" / "red" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--spec", str(STUDY_SPEC), "--variants",
+    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--device", "cpu", "--spec", str(STUDY_SPEC),
+                        "--variants",
                         "baseline", "--seeds", "0", "--epochs", "1", "--dataset", "imagefolder", "--data-dir",
                         str(root), "--out", str(tmp_path / "o"), "--no-progress", "--no-report", "--workers", "1"],
                        capture_output=True, text=True, cwd=REPO, timeout=300,

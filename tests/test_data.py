@@ -154,7 +154,7 @@ def test_a_cache_file_without_the_skipped_list_is_rebuilt(tmp_path):
 
 
 def test_unknown_dataset_kind():
-    with pytest.raises(DataError, match="valid: cifar10, imagefolder"):
+    with pytest.raises(DataError, match="valid: cifar10, cifar100, imagefolder"):
         DataSource("mnist", ".")
 
 

@@ -110,7 +110,8 @@ def test_a_toy_trick_added_as_one_module_runs_through_a_spec(tmp_path, plugin_mo
     from tricks.cli import main
 
     out = tmp_path / "res"
-    rc = main(["ablation", "--spec", str(spec_path), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+    rc = main(["ablation", "--device", "cpu", "--spec", str(spec_path), "--dataset", "imagefolder", "--data-dir",
+               str(image_folder),
                "--workers", "1", "--out", str(out), "--no-progress"])
     assert rc == 0
     import json

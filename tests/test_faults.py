@@ -27,7 +27,8 @@ def bigger_folder(tmp_path_factory):
 
 
 def study_cmd(data, out, extra=()):
-    return [sys.executable, "-m", "tricks", "ablation", "--spec", str(STUDY_SPEC), "--variants", VARIANTS,
+    return [sys.executable, "-m", "tricks", "ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--variants",
+            VARIANTS,
             "--seeds", SEEDS, "--epochs", "12", "--dataset", "imagefolder", "--data-dir", str(data),
             "--out", str(out), "--workers", "2", "--no-progress", "--no-report", *extra]
 
@@ -86,7 +87,8 @@ def test_interrupted_study_resumes_and_redoes_only_unfinished_runs(sig, bigger_f
 
 def test_a_torn_result_file_is_not_trusted_and_is_redone(image_folder, tmp_path, capsys):
     out = tmp_path / "res"
-    args = ["ablation", "--spec", str(STUDY_SPEC), "--variants", "baseline", "--seeds", "0", "--epochs", "1",
+    args = ["ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--variants", "baseline", "--seeds", "0",
+            "--epochs", "1",
             "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(out), "--workers", "1",
             "--no-progress", "--no-report"]
     assert main(args) == 0
@@ -130,7 +132,8 @@ def test_a_crashing_run_is_reported_and_the_others_complete(how, image_folder, t
         tricks = [{{ name = "crash", how = "{how}" }}]
     ''')
     out = tmp_path / "res"
-    rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+    rc = main(["ablation", "--device", "cpu", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir",
+               str(image_folder),
                "--out", str(out), "--workers", "2", "--no-progress", "--no-report"])
     err = capsys.readouterr().err
     assert rc == 1
@@ -160,7 +163,8 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(image_folder, tmp_path
         tricks = [{ name = "exp_lr", lr = 1e6, gamma = 1.0 }]
     '''))
     out = tmp_path / "res"
-    rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+    rc = main(["ablation", "--device", "cpu", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir",
+               str(image_folder),
                "--out", str(out), "--workers", "1", "--no-progress"])
     assert rc == 0
     captured = capsys.readouterr()

@@ -25,7 +25,8 @@ def rows(path):
 
 @pytest.mark.slow
 def test_ray_runs_give_the_local_pools_accuracies_bit_for_bit(real_images, tmp_path):
-    common = ["ablation", "--spec", str(STUDY_SPEC), "--variants", "baseline,dropout_conv", "--seeds", "0,1",
+    common = ["ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--variants", "baseline,dropout_conv",
+              "--seeds", "0,1",
               "--epochs", "1", "--train-subset", "1000", "--dataset", "imagefolder", "--data-dir", str(real_images),
               "--no-progress", "--no-report"]
     assert main(common + ["--out", str(tmp_path / "local"), "--workers", "2"]) == 0
@@ -51,7 +52,8 @@ def test_a_crashing_ray_task_is_reported_with_its_variant_and_seed(image_folder,
         tricks = [{ name = "crash", how = "hard" }]
     ''')
     out = tmp_path / "res"
-    rc = main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+    rc = main(["ablation", "--device", "cpu", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir",
+               str(image_folder),
                "--out", str(out), "--executor", "ray", "--no-progress", "--no-report"])
     err = capsys.readouterr().err
     assert rc == 1
@@ -85,7 +87,8 @@ def test_ray_missing_is_one_line_exit_2(image_folder, tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('No module named ray (simulated)')\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake")}
-    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--executor", "ray", "--dataset", "imagefolder",
+    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--device", "cpu", "--executor", "ray",
+                        "--dataset", "imagefolder",
                         "--data-dir", str(image_folder), "--out", str(tmp_path / "o"), "--no-progress"],
                        cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
@@ -94,10 +97,12 @@ def test_ray_missing_is_one_line_exit_2(image_folder, tmp_path):
 
 
 def test_an_unreachable_ray_address_is_one_line_exit_2(image_folder, tmp_path, capsys):
-    rc = main(["ablation", "--executor", "ray", "--ray-address", "127.0.0.1:9", "--dataset", "imagefolder",
+    rc = main(["ablation", "--device", "cpu", "--executor", "ray", "--ray-address", "127.0.0.1:9", "--dataset",
+               "imagefolder",
                "--data-dir", str(image_folder), "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot reach the Ray cluster at 127.0.0.1:9" in err and err.count("\n") == 1
-    rc = main(["ablation", "--executor", "ray", "--ray-address", "nonsense", "--dataset", "imagefolder",
+    rc = main(["ablation", "--device", "cpu", "--executor", "ray", "--ray-address", "nonsense", "--dataset",
+               "imagefolder",
                "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 2 and "must be host:port" in capsys.readouterr().err

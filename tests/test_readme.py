@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 import types
 
 import torch
@@ -30,3 +31,24 @@ def test_the_readme_mixup_example_registers_a_trick_that_mixes_images_and_target
     finally:
         if "my_mixup" in TRICKS.names():
             TRICKS.unregister("my_mixup")
+
+
+def test_the_readme_model_example_registers_a_model_tricks_can_act_on():
+    from tricks.plugins import load_plugins
+    from tricks.specs.models import MODELS
+    from tricks.training.recipe import build_recipe
+
+    load_plugins()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"  ```python\n(  from collections import OrderedDict\n.*?)  ```", readme, re.S).group(1)
+    code = textwrap.dedent(code)                                     # the block is indented in a list item
+    module = types.ModuleType("readme_mlp")
+    try:
+        exec(compile(code, "README.md", "exec"), module.__dict__)
+        tricks = [{"name": "dropout", "p": 0.5, "after": ["dense"]}]
+        net = build_recipe("v", tricks, model="mlp").model(0, 10)
+        assert sum(isinstance(m, torch.nn.Dropout) for m in net.modules()) == 1
+        assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    finally:
+        if "mlp" in MODELS.names():
+            MODELS.unregister("mlp")

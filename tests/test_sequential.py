@@ -35,7 +35,8 @@ def test_the_widest_interval_decides_and_fewer_than_two_seeds_count_as_infinitel
 
 
 def ablation(image_folder, out, *extra):
-    return main(["ablation", "--spec", str(STUDY_SPEC), "--variants", "baseline,norm_inputs", "--dataset",
+    return main(["ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--variants", "baseline,norm_inputs",
+                 "--dataset",
                  "imagefolder", "--data-dir", str(image_folder), "--out", str(out), "--epochs", "1",
                  "--workers", "1", "--precision", "fp32", "--no-progress", "--no-report", *extra])
 

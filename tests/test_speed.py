@@ -145,12 +145,12 @@ def test_forked_workers_see_the_studys_current_sys_path_and_environment(image_fo
     ''')
     waits = []
     opts = StudyOptions(spec=load_spec(spec), source=DataSource("imagefolder", str(image_folder)),
-                        out_dir=tmp_path / "res", workers=2, progress=False)
+                        out_dir=tmp_path / "res", workers=2, progress=False, device="cpu")
     outcome = run_study(opts, on_wait=lambda: waits.append(1))
     assert outcome.failed == {} and sorted(outcome.finished) == ["marked__seed0", "marked__seed1"]
     assert waits == [1]                                   # handed to workers once: the hook ran once
     again = run_study(StudyOptions(spec=load_spec(spec), source=DataSource("imagefolder", str(image_folder)),
-                                   out_dir=tmp_path / "res2", workers=1, progress=False),
+                                   out_dir=tmp_path / "res2", workers=1, progress=False, device="cpu"),
                       on_wait=lambda: waits.append(2))
     assert again.failed == {} and waits == [1]             # in-process: nothing to wait on, no hook
 
@@ -161,7 +161,8 @@ def test_the_cli_exits_with_its_status_through_the_fast_exit(image_folder, tmp_p
 
     from .conftest import REPO
 
-    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--spec", str(STUDY_SPEC), "--variants", "nope",
+    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--device", "cpu", "--spec", str(STUDY_SPEC),
+                        "--variants", "nope",
                         "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out", str(tmp_path / "o")],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nope" in r.stderr and r.stderr.count("\n") == 1

@@ -24,7 +24,8 @@ from .test_checkpoint import STOPPER as CHECKPOINT_STOPPER
 
 
 def ablation(image_folder, out, *extra):
-    return main(["ablation", "--spec", str(STUDY_SPEC), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+    return main(["ablation", "--device", "cpu", "--spec", str(STUDY_SPEC), "--dataset", "imagefolder", "--data-dir",
+                 str(image_folder),
                  "--out", str(out), "--no-progress", "--no-report", *extra])
 
 
@@ -136,7 +137,8 @@ def test_a_run_resumed_as_the_last_one_pending_ends_as_an_uninterrupted_one(imag
     monkeypatch.setenv("STOP_FLAG", str(flag))
 
     def study(out, *extra):
-        return main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+        return main(["ablation", "--device", "cpu", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir",
+                     str(image_folder),
                      "--out", str(out), "--no-progress", "--no-report", "--precision", "fp32", *extra])
 
     assert study(tmp_path / "straight", "--workers", "2") == 0        # uninterrupted, beside w

@@ -31,7 +31,8 @@ def test_the_schedule_study_holds_out_validation_for_every_variant():
 
 
 def short_run(spec: str, real_images, out, *extra):
-    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--spec", f"benchmarks/{spec}.toml", "--seeds",
+    r = subprocess.run([sys.executable, "-m", "tricks", "ablation", "--device", "cpu", "--spec",
+                        f"benchmarks/{spec}.toml", "--seeds",
                         "0", "--epochs", "1", "--train-subset", "1000", "--dataset", "imagefolder", "--data-dir",
                         str(real_images), "--out", str(out), "--no-progress", "--no-report", *extra],
                        capture_output=True, text=True, cwd=REPO, timeout=900)

@@ -6,8 +6,16 @@
     study.deltas           # one row per comparison: paired delta, interval, Holm p, MDE, verdict
     study.effects          # factorial/fractional designs: main effects and interactions (else None)
     study.runs, study.history, study.corrupted, study.missing
+    study.selection        # a tuned study ([tuning] grid): each variant's LR chosen on validation (else None)
+    study.tuned            # a tuned study: default-LR vs tuned-LR paired deltas, tuned.csv (else None)
+    study.transfer         # a multi-workload study: per trick and workload its delta, and pooled (else None)
+    study.workload("res")  # a multi-workload study: one workload's runs as a Study of their own
 
-Everything is computed from the stored runs exactly as ``tricks figures`` computes it.
+Everything is computed from the stored runs exactly as ``tricks figures`` computes it: in a tuned
+study, ``runs`` and ``history`` hold every run of the grid, and ``summary``, ``deltas`` and
+``effects`` each variant at its default LR, as REPORT.md's main body does. In a multi-workload study
+(``[[workloads]]``), ``summary``, ``deltas`` and ``effects`` are each workload's own table (as in
+``workloads/<name>/``), stacked with a leading ``workload`` column; Holm adjusts within each workload.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import pandas as pd
 from .stats import comparisons, delta_table, summarize
 from .studydata import StudyData
 from .studydata import load_study as _load
+from .tuning import Tuned, is_tuned, tuned
+from . import transfer as X
 
 
 class Study:
@@ -47,21 +57,77 @@ class Study:
         return self.data.history()
 
     @cached_property
+    def _tuning(self) -> Tuned | None:
+        """A tuned study's selection, tuned table and default-LR view (``tuning.tuned``), else None."""
+        return tuned(self.data) if is_tuned(self.data.manifest) else None
+
+    @property
+    def _main(self) -> StudyData:
+        """What summary, deltas and effects read: the study, or a tuned study's default-LR view."""
+        return self._tuning.main if self._tuning else self.data
+
+    @cached_property
+    def _main_runs(self) -> pd.DataFrame:
+        return self._main.runs() if self._tuning else self.runs
+
+    @cached_property
+    def _workloads(self) -> dict[str, "Study"]:
+        """{name: the Study of that workload's runs} in manifest order; {} for a single-workload study."""
+        return {w["name"]: Study(X.workload_view(self.data, w["name"])) for w in X.workloads_of(self.data.manifest)}
+
+    def workload(self, name: str) -> "Study":
+        """The study restricted to workload ``name`` (``transfer.workload_view``): TricksError if it has none."""
+        if name not in self._workloads:
+            X.workload_view(self.data, name)   # raises, naming the study's workloads
+        return self._workloads[name]
+
+    def _stacked(self, table: str) -> pd.DataFrame | None:
+        """Each workload's ``table``, a leading ``workload`` column; None where no workload has one."""
+        parts = [getattr(s, table).assign(workload=name) for name, s in self._workloads.items()
+                 if getattr(s, table) is not None]
+        if not parts:
+            return None
+        out = pd.concat(parts, ignore_index=True)
+        return out[["workload", *[c for c in out.columns if c != "workload"]]]
+
+    @cached_property
+    def transfer(self) -> pd.DataFrame | None:
+        """transfer.csv: each trick's delta per workload and pooled (multi-workload studies only, else None)."""
+        return X.transfer_table(self.data) if self._workloads else None
+
+    @cached_property
     def summary(self) -> pd.DataFrame:
-        return summarize(self.runs, self.data.order)
+        if self._workloads:
+            return self._stacked("summary")
+        return summarize(self._main_runs, self._main.order)
 
     @cached_property
     def deltas(self) -> pd.DataFrame:
-        return delta_table(self.runs, comparisons(self.data.manifest["spec"]["variants"], self.data.reference))
+        if self._workloads:
+            return self._stacked("deltas")
+        main = self._main
+        return delta_table(self._main_runs, comparisons(main.manifest["spec"]["variants"], main.reference))
 
     @cached_property
     def effects(self) -> pd.DataFrame | None:
         design = self.data.manifest["spec"].get("design")
         if not design or design["kind"] not in ("factorial", "fractional"):
             return None
+        if self._workloads:
+            return self._stacked("effects")
         from .effects import effects
 
-        return effects(self.runs, design)
+        return effects(self._main_runs, design)
+
+    @property
+    def selection(self) -> pd.DataFrame | None:
+        """selection.csv: per variant its default and selected LR, edge flag, grid values left out (tuned only)."""
+        return self._tuning.selection if self._tuning else None
+
+    @property
+    def tuned(self) -> pd.DataFrame | None:
+        """tuned.csv: each variant vs the reference at the default and at the selected LRs (tuned only)."""
+        return self._tuning.table if self._tuning else None
 
     def __repr__(self) -> str:
         return (f"Study({self.name!r}: {len(self.data.order)} variants, {len(self.data.records)} finished runs, "

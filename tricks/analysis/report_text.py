@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -156,7 +157,8 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, drawn: set[str],
-                    effects: pd.DataFrame | None = None) -> str:
+                    effects: pd.DataFrame | None = None, extra: Sequence[str] = ()) -> str:
+    """REPORT.md; ``extra``: lines of further sections (a tuned study's), placed before the Figures."""
     m = data.manifest
     ds = m["dataset"]
     recs = data.records
@@ -257,6 +259,7 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
     if effects is not None and len(effects):
         lines += effects_section(effects, _table)
+    lines += list(extra)
     captions = {
         "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",
         "deltas.png": f"Paired deltas against {data.reference} with 95% intervals.",

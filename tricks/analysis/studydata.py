@@ -1,8 +1,9 @@
 """Read a results directory into tables: the only input of the figures and the report.
 
 Needs no torch. A run counts if its stored record is complete and its ``settings_key`` is the
-one the study's manifest (``study.json``) planned; planned runs without such a record are
-listed as missing.
+one the study's manifest (``study.json``) planned for its (arm, seed); planned runs without such a
+record are listed as missing, by (arm, seed). An arm is a variant at one value of a tuning grid
+(``records.run_arm``: ``baseline@lr0.001``); in an ordinary study the arm is the variant's name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TricksError
-from ..running.records import RUNS_CSV_COLUMNS, matching, run_row, scan_runs, stem_key
+from ..running.records import RUNS_CSV_COLUMNS, matching, record_arm, run_row, scan_runs, stem_key
 from ..running.schema import MANIFEST, Obj, DictOf, Str, Opt, validate
 
 
@@ -24,7 +25,7 @@ class StudyData:
     directory: Path
     manifest: dict
     records: list[dict]
-    missing: list[tuple[str, int]] = field(default_factory=list)
+    missing: list[tuple[str, int]] = field(default_factory=list)   # (arm, seed): see records.run_arm
     failures: dict[str, dict] = field(default_factory=dict)   # stem -> {"reason", "traceback"}
     corrupted: dict[str, str] = field(default_factory=dict)   # run file path -> why it cannot be used
 
@@ -46,11 +47,13 @@ class StudyData:
         return pd.DataFrame([run_row(r) for r in self.records], columns=list(RUNS_CSV_COLUMNS))
 
     def history(self) -> pd.DataFrame:
-        """One row per (variant, seed, epoch): losses, accuracies, lr (validation columns when recorded)."""
-        rows = [{"variant": r["variant"], "seed": r["seed"], **h} for r in self.records for h in r["history"]]
+        """One row per (variant, seed, epoch): losses, accuracies, lr (validation columns when recorded;
+        ``tuned_lr``, the run's grid value, in a tuned study)."""
+        rows = [{"variant": r["variant"], "seed": r["seed"], **h, **_tuned(r)} for r in self.records
+                for h in r["history"]]
         cols = ["variant", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "lr", "train_seconds",
                 "eval_seconds"]
-        extra = [c for c in ("train_nll", "val_loss", "val_accuracy") if any(c in h for h in rows)]
+        extra = [c for c in ("train_nll", "val_loss", "val_accuracy", "tuned_lr") if any(c in h for h in rows)]
         return pd.DataFrame(rows, columns=cols + extra)
 
     def lr_steps(self) -> pd.DataFrame:
@@ -95,6 +98,17 @@ class StudyData:
         return t.reindex(index=[v for v in self.order if v in t.index], columns=self.classes)
 
 
+def _tuned(record: dict) -> dict:
+    """{"tuned_lr": value} for a run of a tuned study, else {} (an ordinary study's history is unchanged)."""
+    lr = record.get("tuned_lr")
+    return {} if lr is None else {"tuned_lr": float(lr)}
+
+
+def _lr_key(lr) -> float:
+    """A run's place among its variant's grid values (an ordinary run sorts as one value)."""
+    return -1.0 if lr is None else float(lr)
+
+
 FAILURES = DictOf(Obj({"reason": Str()}, {"traceback": Opt(Str())}))
 
 
@@ -121,15 +135,15 @@ def load_study(directory: Path) -> StudyData:
         raise TricksError(f"{directory} has no study.json, so it is not a results directory written by "
                           "'tricks ablation' (try results/backprop_tricks)")
     manifest = _read_json(path, MANIFEST, "run 'tricks ablation' again to rewrite it")
-    planned = {(r["variant"], r["seed"]): r["settings_key"] for r in manifest["runs"]}
+    plan = {(record_arm(r), r["seed"]): r for r in manifest["runs"]}   # a planned run names its arm as a record does
     stored, corrupted = scan_runs(directory)
-    records = matching(stored, planned)
-    have = {(r["variant"], r["seed"]) for r in records}
+    records = matching(stored, {k: r["settings_key"] for k, r in plan.items()})
+    have = {(record_arm(r), r["seed"]) for r in records}
     broken = {stem_key(p) for p in corrupted}
     order = {v["name"]: i for i, v in enumerate(manifest["spec"]["variants"])}
-    records.sort(key=lambda r: (order.get(r["variant"], 1 << 30), r["seed"]))
-    missing = sorted((k for k in planned if k not in have and k not in broken),
-                     key=lambda k: (order.get(k[0], 1 << 30), k[1]))
+    records.sort(key=lambda r: (order.get(r["variant"], 1 << 30), _lr_key(r.get("tuned_lr")), r["seed"]))
+    missing = sorted((k for k in plan if k not in have and k not in broken),
+                     key=lambda k: (order.get(plan[k]["variant"], 1 << 30), _lr_key(plan[k].get("tuned_lr")), k[1]))
     failures = {}
     if (directory / "failures.json").is_file():
         failures = _read_json(directory / "failures.json", FAILURES, "delete it (it is rewritten by every study)")

@@ -21,7 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tricks", description="Ablation benchmark of backprop tricks on CIFAR-10.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    ls = sub.add_parser("list", help="the registered tricks, or a spec's variants")
+    ls = sub.add_parser("list", help="the registered tricks or models, or a spec's variants")
+    ls.add_argument("what", nargs="?", choices=("tricks", "models"), default="tricks",
+                    help="tricks (default): each with its hooks and parameters; models: each with its parameter "
+                         "count, FLOPs per image and sites")
     ls.add_argument("--spec", help="a spec file: list its variants instead")
     ls.set_defaults(func=cmd_list)
 
@@ -34,15 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--validation", type=int,
                     help="hold out a class-balanced N-image validation split of the training images "
                          "(default: the spec's, else 0); callbacks and metric-driven schedules read only it")
-    ab.add_argument("--dataset", default="cifar10", help="cifar10 (torchvision download) or imagefolder")
+    ab.add_argument("--dataset", default="cifar10",
+                    help="cifar10 or cifar100 (torchvision archives, downloaded or put into --data-dir) or imagefolder")
     ab.add_argument("--data-dir", help="data directory (default: $TRICKS_DATA_DIR, else ./data)")
-    ab.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when there is one)")
-    ab.add_argument("--workers", type=int, help="parallel runs (default: one per core on CPU, one per GPU)")
+    ab.add_argument("--device", default="auto",
+                    help="auto, cpu or cuda (default auto: cuda when there is one; with --executor ray, when the "
+                         "cluster has GPUs); the device kind is part of each run's settings")
+    ab.add_argument("--workers", type=int,
+                    help="parallel runs (default: one per core on CPU, 4 per GPU on CUDA; never more than the runs)")
     ab.add_argument("--precision", default="auto",
                     help="auto (default: bf16 autocast where the device has native bf16, else fp32), fp32 or bf16")
     ab.add_argument("--threads", type=int, default=1,
                     help="intra-op CPU threads per run (default 1); part of each run's settings, since the "
                          "thread count changes a run's arithmetic")
+    ab.add_argument("--population", type=int, metavar="K",
+                    help="population training: runs that share a network shape train as one batched model, in "
+                         "cohorts of up to K runs (default: 64 on CUDA, off on the CPU, where it does not pay; "
+                         "0: off); whether a run trained in a population is part of its settings (docs/gpu.md)")
     ab.add_argument("--out", help=f"results directory (default {DEFAULT_OUT_ROOT}/<spec name>; name a folder "
                                   "under results/ to extend a committed study)")
     ab.add_argument("--replace", action="store_true",
@@ -54,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "else a local Ray started for the study)")
     ab.add_argument("--ray-cpus-per-run", type=float, default=1.0, help="CPUs per Ray task (default 1)")
     ab.add_argument("--ray-gpus-per-run", type=float,
-                    help="GPUs per Ray task (default: 1 on a cluster with GPUs when training on CUDA, else 0)")
+                    help="GPUs per Ray task (default: 0.25, 4 runs per GPU, when training on CUDA, else 0; "
+                         "refused with --device cpu)")
     ab.add_argument("--until-halfwidth", type=float, metavar="H",
                     help="train in rounds, one more seed (every variant) per round, until every comparison's "
                          "95%% interval half-width is at most H accuracy points (needs --max-seeds)")

@@ -48,11 +48,11 @@ def cmd_ablation(args) -> int:
     check_rounds(args.until_halfwidth, args.max_seeds)
     on_wait = None if args.no_report else _import_report_stack_in_background
     if args.until_halfwidth is None:
-        outcome = run_study(opts, on_wait=on_wait)
+        outcome = run_study(opts, on_wait=on_wait, population=args.population)
         _summarize(outcome)
     else:
-        outcome, _ = run_in_rounds(opts, lambda o: run_study(o, on_wait=on_wait), args.until_halfwidth,
-                                   args.max_seeds, _summarize)
+        outcome, _ = run_in_rounds(opts, lambda o: run_study(o, on_wait=on_wait, population=args.population),
+                                   args.until_halfwidth, args.max_seeds, _summarize)
     if not args.no_report and (outcome.finished or args.until_halfwidth is not None):
         from ..analysis.report import build_report
 

@@ -42,17 +42,41 @@ def cmd_list(args) -> int:
                   f"{len(d['matrix'])} variants" + (f", resolution {d['resolution']}" if d.get("resolution") else ""))
             for g in d.get("generators", []):
                 print(f"    generator: {g}")
+        if spec.tuning:
+            from ..specs.tuning import peak_lr
+
+            print(f"  tuning: every variant at peak LR {', '.join(f'{x:g}' for x in spec.tuning.lr)} (per optimizer "
+                  f"step), chosen on the final {spec.tuning.select_on}: {len(spec.variants) * len(spec.tuning.lr)} "
+                  "arms per seed")
+        if spec.multi_workload or spec.workloads[0].model != "tf_cnn":
+            for w in spec.workloads:
+                print(f"  workload {w.name or '(the only one)'}: model {w.model}"
+                      + (f", {w.epochs} epochs" if w.epochs else "") + (f", subset {w.train_subset}" if w.train_subset else ""))
         for v in spec.variants:
             tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
-            print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}")
+            peak = f" (peak LR {peak_lr(v.tricks):g})" if spec.tuning else ""
+            print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}{peak}")
         return 0
     load_plugins()
+    if args.what == "models":
+        from ..specs.models import MODELS
+        from ..training.models import describe
+
+        for cls in MODELS:
+            d = describe(cls.name)
+            print(f"{cls.name}: {cls.description}")
+            print(f"    {d['parameters']:,} parameters (10 classes); {d['flops_per_image'] / 1e6:.1f} MFLOP forward per "
+                  f"32x32 image" + ("; normalizes already (batch_norm refused)" if cls.normalized else ""))
+            for kind, paths in d["sites"].items():
+                print(f"    sites {kind}: {', '.join(paths) or '(none)'}")
+        return 0
     for cls in TRICKS:
         print(f"{cls.name}: {cls.description}")
         print(f"    hooks: {', '.join(cls.claimed_hooks())}; version {cls.version}"
               + ("; needs a validation split (--validation N)" if cls.needs_validation else ""))
         for p in cls.params:
-            print(f"    {p.name} = {p.default!r}  ({p.describe_range()}) {p.help}")
+            print(f"    {p.name} = {p.default!r}  ({p.describe_range()}) {p.help}"
+                  + ("; an LR: [tuning] rescales it" if p.is_lr else ""))
     return 0
 
 

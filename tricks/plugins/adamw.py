@@ -15,7 +15,7 @@ class AdamW(Trick):
     description = "Train with AdamW (decoupled weight decay) instead of Adam with coupled L2."
     params = (
         Param("lr", float, None, "learning rate (per optimizer step); unset: the baseline's 1e-3",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # 0.01: AdamW's default. Always set (the baseline's weight_decay 0 would otherwise replace it), so this
         # trick and weight_decay both own optimizer.weight_decay and cannot be combined
         Param("weight_decay", float, 0.01, "decoupled decay: weights shrink by lr * weight_decay per step",

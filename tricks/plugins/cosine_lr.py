@@ -16,8 +16,8 @@ class CosineLR(Trick):
     description = "Anneal the LR along a half cosine from its start value to eta_min by the end of training."
     params = (
         Param("lr", float, None, "start LR (per optimizer step); unset: the optimizer's (Adam: 1e-3)",
-              low=0.0, low_open=True, high=1e6),
-        Param("eta_min", float, 0.0, "LR at the end of training (per optimizer step)", low=0.0, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
+        Param("eta_min", float, 0.0, "LR at the end of training (per optimizer step)", low=0.0, high=1e6, is_lr=True),
         # per epoch, as CosineAnnealingLR is used in torchvision's references; "step" gives a smooth curve
         Param("interval", str, "epoch", "step the schedule after every epoch or every optimizer step",
               choices=INTERVALS),

@@ -19,10 +19,11 @@ from ..training.schedule import Schedule
 class CyclicLR(Trick):
     name = "cyclic_lr"
     description = "Cycle the LR between base_lr and max_lr in triangles of 2 x step_size_up optimizer steps (CLR)."
+    sets_lr_itself = True    # the optimizer's lr is overwritten at the first step
     params = (
         # 1e-3 to 3e-3: from Adam's default (the baseline's stable LR) up by 3x, Smith's max_lr/base_lr ratio of 3-4
-        Param("base_lr", float, 1e-3, "lowest LR of a cycle (per optimizer step)", low=0.0, low_open=True, high=1e6),
-        Param("max_lr", float, 3e-3, "highest LR of a cycle (per optimizer step)", low=0.0, low_open=True, high=1e6),
+        Param("base_lr", float, 1e-3, "lowest LR of a cycle (per optimizer step)", low=0.0, low_open=True, high=1e6, is_lr=True),
+        Param("max_lr", float, 3e-3, "highest LR of a cycle (per optimizer step)", low=0.0, low_open=True, high=1e6, is_lr=True),
         # 2000 steps: the class's default, about 2.6 epochs at 782 steps per epoch (Smith: 2-10 epochs)
         Param("step_size_up", int, 2000, "optimizer steps from base_lr up to max_lr (and as many back down)",
               low=1, high=10**9),

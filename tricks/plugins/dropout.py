@@ -1,16 +1,17 @@
-"""Dropout after the dense layer's ReLU, after each conv layer's ReLU, or both."""
+"""Dropout after the activation of each conv block, of each hidden dense layer, or both (the model's
+``conv`` and ``dense`` sites: ``specs.models``)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..errors import SpecError
 from ..specs.base import Trick
-from ..training.model import CONV_RELUS, DENSE_RELUS, insert_after
+from ..specs.models import Model, Sites
 from ..specs.params import Param
 from ..specs.registry import register_trick
-
-SITES = {"conv": CONV_RELUS, "dense": DENSE_RELUS}
+from ..training.models import insert_after_site
 
 
 # The keep/drop draw uses 16 random bits per element: P(drop) = round(p * 2**16) / 2**16, within
@@ -53,15 +54,22 @@ class FastDropout(nn.Dropout):
 @register_trick
 class Dropout(Trick):
     name = "dropout"
-    description = "Insert Dropout(p) after the ReLU of each conv layer and/or of the first dense layer."
+    description = "Insert Dropout(p) after the activation of each conv block and/or each hidden dense layer."
     params = (
         Param("p", float, 0.2, "probability of zeroing an activation (per element, training only)",
               low=0.0, high=1.0, high_open=True),
         Param("after", list, ["dense"], "where to insert dropout", choices=("conv", "dense")),
     )
 
-    def modify_model(self, model: nn.Sequential) -> nn.Sequential:
-        for site in self.p["after"]:
-            for relu in SITES[site]:
-                model = insert_after(model, relu, f"drop_{relu}", FastDropout(self.p["p"]))
+    def check_model(self, model: type[Model]) -> None:
+        for kind in self.p["after"]:
+            if not getattr(model.sites, kind):
+                raise SpecError(f"trick '{self.name}' cannot apply to model '{model.name}': it has no {kind} sites "
+                                f"(after = {self.p['after']!r}; its sites: "
+                                + ", ".join(f"{k} {len(v)}" for k, v in model.sites.to_dict().items()) + ")")
+
+    def modify_model(self, model: nn.Module, sites: Sites) -> nn.Module:
+        for kind in self.p["after"]:
+            for path in getattr(sites, kind):
+                model = insert_after_site(model, path, "drop_" + path.replace(".", "_"), FastDropout(self.p["p"]))
         return model

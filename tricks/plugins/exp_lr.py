@@ -16,7 +16,7 @@ class ExponentialLR(Trick):
     description = "Start Adam at a higher learning rate and multiply it by gamma after every epoch."
     params = (
         # The study: lr 2e-3 (twice Adam's default), decayed "about 20% per epoch".
-        Param("lr", float, 2e-3, "initial learning rate (per optimizer step)", low=0.0, low_open=True, high=1e6),
+        Param("lr", float, 2e-3, "initial learning rate (per optimizer step)", low=0.0, low_open=True, high=1e6, is_lr=True),
         Param("gamma", float, 0.8, "multiplicative decay applied once per epoch", low=0.0, high=1.0, low_open=True),
     )
 

@@ -16,7 +16,7 @@ class LinearLR(Trick):
     description = "Move the LR linearly from start_factor x lr to end_factor x lr by the end of training, per epoch."
     params = (
         Param("lr", float, None, "LR the factors multiply (per optimizer step); unset: the optimizer's (Adam: 1e-3)",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # 1.0: start at the optimizer's LR (a decay; the warmup trick covers ramps up)
         Param("start_factor", float, 1.0, "LR of the first epoch as a fraction of lr",
               low=0.0, low_open=True, high=1.0),

@@ -17,7 +17,7 @@ class MultiStepLR(Trick):
     description = "Multiply the LR by gamma at each listed epoch (MultiStepLR)."
     params = (
         Param("lr", float, None, "start LR (per optimizer step); unset: the optimizer's (Adam: 1e-3)",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # epochs 5 and 8: ResNet's cuts at 50% and 75% of training (He et al. 2016), on a 10-epoch budget
         Param("milestones", list, [5, 8], "epochs (positive integers) after which the LR is cut"),
         # 0.1: MultiStepLR's default, the classic divide-by-ten cut

@@ -18,9 +18,10 @@ from ..training.schedule import Schedule
 class OneCycle(Trick):
     name = "one_cycle"
     description = "1cycle: ramp the LR up to max_lr, then anneal it far below its start, over the budget (per step)."
+    sets_lr_itself = True    # the optimizer's lr is overwritten at the first step
     params = (
         # 3e-3: three times Adam's default 1e-3 (the baseline's stable LR); Smith peaks above the stable LR. Not tuned.
-        Param("max_lr", float, 3e-3, "peak LR (per optimizer step)", low=0.0, low_open=True, high=1e6),
+        Param("max_lr", float, 3e-3, "peak LR (per optimizer step)", low=0.0, low_open=True, high=1e6, is_lr=True),
         # 0.3, cos, 25, 1e4: OneCycleLR's defaults
         Param("pct_start", float, 0.3, "fraction of the steps spent increasing the LR",
               low=0.0, high=1.0, low_open=True, high_open=True),

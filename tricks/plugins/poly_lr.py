@@ -16,7 +16,7 @@ class PolyLR(Trick):
     description = "Decay the LR as lr * (1 - epoch/epochs)**power, reaching 0 at the end of training."
     params = (
         Param("lr", float, None, "start LR (per optimizer step); unset: the optimizer's (Adam: 1e-3)",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # 0.9: the 'poly' policy of DeepLab (Chen et al. 2017); 1.0 is a straight line
         Param("power", float, 0.9, "exponent of the decay", low=0.0, low_open=True, high=100.0),
     )

@@ -17,7 +17,7 @@ class ReduceOnPlateau(Trick):
     needs_validation = True
     params = (
         Param("lr", float, None, "start LR (per optimizer step); unset: the optimizer's (Adam: 1e-3)",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # 0.5 and 1 epoch, not PyTorch's 0.1 and 10: a 10-epoch budget leaves room for a few gentle cuts only
         Param("factor", float, 0.5, "LR multiplier at each cut", low=0.0, low_open=True, high=1.0, high_open=True),
         Param("patience", int, 1, "epochs without improvement before a cut", low=0, high=10**6),

@@ -19,7 +19,7 @@ class SGD(Trick):
         # (e.g. exp_lr lr = 2e-2); alone and unset, SGD runs at the baseline's 1e-3 (torch.optim.SGD's
         # default too), usually too low for SGD: 1e-2 is the common SGD+momentum LR for small CIFAR-10 CNNs
         Param("lr", float, None, "learning rate (per optimizer step); unset: the one a schedule trick sets, "
-              "else the baseline's 1e-3", low=0.0, low_open=True, high=1e6),
+              "else the baseline's 1e-3", low=0.0, low_open=True, high=1e6, is_lr=True),
         # 0.9: the standard heavy-ball momentum (Sutskever et al. 2013; ResNet)
         Param("momentum", float, 0.9, "momentum factor", low=0.0, high=1.0, high_open=True),
         # false: classic heavy-ball momentum, as torch.optim.SGD's default; Nesterov is its own ablation

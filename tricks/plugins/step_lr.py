@@ -16,7 +16,7 @@ class StepLR(Trick):
     description = "Multiply the LR by gamma every step_size epochs (StepLR)."
     params = (
         Param("lr", float, None, "start LR (per optimizer step); unset: the optimizer's (Adam: 1e-3)",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # 4 epochs: two cuts (after epochs 4 and 8) in the study's 10-epoch budget
         Param("step_size", int, 4, "epochs between two cuts", low=1, high=10**6),
         # 0.1: StepLR's default, the classic divide-by-ten cut (He et al. 2016)

@@ -67,7 +67,7 @@ class SWA(Trick):
         # 5e-4: half of Adam's default 1e-3. SWA wants a constant LR large enough that the snapshots differ
         # (explore the basin) yet below the base LR; the paper's CIFAR runs use a fraction of the initial LR.
         Param("lr", float, 5e-4, "constant learning rate from start_epoch on (per optimizer step)",
-              low=0.0, low_open=True, high=1e6),
+              low=0.0, low_open=True, high=1e6, is_lr=True),
         # True: the averaged weights' activations differ from every snapshot's, so copied statistics are
         # stale (the paper's "update BN" pass); no effect on a model without batch norm.
         Param("bn_update", bool, True, "re-estimate batch-norm statistics of the average on the training split"),

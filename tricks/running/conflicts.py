@@ -63,8 +63,10 @@ def differences(conflicts: list[Conflict]) -> list[str]:
         old = c.stored
         if "threads" not in old:
             old = {**old, "threads": 1}     # records made before threads were a setting: all on one thread
+        # records made before tuning and models were settings: the variant's own LRs, the study's net
+        old = {"tuned_lr": None, "model": "tf_cnn", "workload": None, **old}
         for name in sorted(set(new) | set(old)):
-            if name in ("variant", "seed"):
+            if name in ("variant", "seed", "workload"):
                 continue
             a, b = old.get(name, "(not recorded)"), new.get(name, "(not recorded)")
             if a != b:

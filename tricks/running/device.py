@@ -6,6 +6,11 @@ from ..errors import TricksError
 from .settings import PRECISION_CHOICES, PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
+# Runs per GPU by default (the local pool: that many worker processes per GPU; Ray: 1/that of a GPU per
+# task). One run of the 122k-parameter net at batch 64 is a few tiny kernels per step and leaves a GPU
+# mostly idle, so several share one. 4 is a guess, NOT measured: no GPU has been lent to this project
+# yet (benchmarks/gpu_check.sh times the study on one). --workers and --ray-gpus-per-run override it.
+RUNS_PER_GPU = 4
 
 
 def resolve_device(name: str):
@@ -46,13 +51,13 @@ def choose_precision(requested: str, native_bf16: bool) -> str:
 
 def default_workers(device, pending: int, threads: int = 1) -> int:
     """On CPU one worker per ``threads`` cores (each run trains on ``threads`` intra-op threads, 1 by
-    default: more runs done than one multi-thread process on this project's 2-core machine), one per
-    GPU on CUDA; never more than there are runs to do. The count of workers never changes a run's
-    numbers: its thread count is its own setting, not what is left over."""
+    default: more runs done than one multi-thread process on this project's 2-core machine),
+    ``RUNS_PER_GPU`` per GPU on CUDA; never more than there are runs to do. The count of workers never
+    changes a run's numbers: its thread count is its own setting, not what is left over."""
     import os
 
     import torch
 
     if device.type == "cuda":
-        return torch.cuda.device_count()
+        return min(RUNS_PER_GPU * max(1, torch.cuda.device_count()), max(1, pending))
     return min(max(1, (os.cpu_count() or 1) // threads), max(1, pending))

@@ -3,9 +3,13 @@
 ``LocalExecutor`` runs jobs in this process (one worker on CPU) or in a pool of spawned worker
 processes, one run at a time per worker. On CPU each run trains on its own setting's count of
 intra-op threads (``RunSettings.threads``, 1 by default), however many runs are pending; on CUDA
-there is one worker per GPU. A worker that dies (killed, out of
+several workers share each GPU (``device.RUNS_PER_GPU``, round-robin over the GPUs; the worker side is
+``worker``). A worker that dies (killed, out of
 memory, segfault) takes the pool down: the runs that had started are then run again one at a
-time, to tell the culprit (reported as crashed) from bystanders (finished normally).
+time, to tell the culprit (reported as crashed) from bystanders (finished normally). A worker whose
+run hits a CUDA error (a device-side assert, an illegal memory access: its CUDA context is then
+unusable) says so and exits on purpose, so that a fresh worker, never the broken one, takes the
+next run; the run is retried alone like any crash, and reported with the CUDA error if it recurs.
 
 The driver (``study.run_study``) gives an executor a ``JobSink``: ``record(job, record)`` for a
 finished run, ``failure(job, reason, traceback)`` for a failed one, ``event(worker, stem, kind,
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import os
 import queue as queue_mod
-import signal
 import sys
 import threading
 import time
@@ -33,8 +36,10 @@ from typing import Callable
 from ..errors import TricksError
 from ..training.data import DataSource
 from .forkserver import context as mp_context
-from .runner import RunContext, run_one
+from .cohorts import Cohort, members, run_job
+from .runner import RunContext
 from .settings import RunSettings
+from .worker import EXIT_CUDA_ERROR, init_worker, warm_up, worker_run  # noqa: F401 - EXIT_CUDA_ERROR: tests
 
 CRASHED = "its worker process died (killed, out of memory, or crashed)"
 
@@ -47,88 +52,27 @@ class JobSink:
     started: set          # stems of runs that have started (filled by ``event`` on "start")
 
 
-def _call(job: RunSettings, fn, sink: JobSink) -> None:
-    """Run ``fn()`` (returns a record) and hand the outcome to ``sink``; bugs keep their traceback."""
+def _call(job: RunSettings | Cohort, fn, sink: JobSink) -> None:
+    """Run ``fn()`` (returns a record, or a cohort's records) and hand the outcome to ``sink``, one
+    record or failure per run; bugs keep their traceback."""
     try:
         record = fn()
     except TricksError as exc:
-        sink.failure(job, str(exc), None)
+        fail(job, str(exc), None, sink)
         return
     except (KeyboardInterrupt, BrokenProcessPool):
         raise
     except Exception as exc:  # a bug in a trick or the engine: report it with the run, keep going
-        sink.failure(job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        fail(job, f"{type(exc).__name__}: {exc}", traceback.format_exc(), sink)
         return
-    sink.record(job, record)
+    for run, rec in zip(members(job), record if isinstance(job, Cohort) else [record], strict=True):
+        sink.record(run, rec)
 
 
-# ---------------------------------------------------------------------------------------------
-# worker side: each spawned worker process has its own context, set by the pool initializer
-
-_worker_context: RunContext | None = None
-_worker_events = None
-_worker_study = None      # the read end of a pipe whose only write end the study process holds
-
-
-def _study_gone() -> bool:
-    """Whether the study process has died (killed with -9, say): then a worker stops, not orphaned.
-
-    The pipe reads end-of-file once the study's end is closed, which the kernel does when the study
-    dies (a zombie included). Not the parent's pid: a forked worker's parent is the fork server,
-    which outlives the study while any worker it forked is alive."""
-    return _worker_study is not None and _worker_study.poll()
-
-
-def _init_worker(events, threads: int, device_queue, source: DataSource, device: str, study_alive,
-                 data_queue=None, sys_path: list[str] | None = None, environ: dict | None = None,
-                 checkpoint_dir: str | None = None) -> None:
-    """Set up one worker: threads, device, and everything a run needs imported and loaded.
-
-    A worker forked from the fork server (``forkserver``) starts with the imports done, and with the
-    fork server's ``sys.path`` and environment, which date from its start: the study's current ones
-    (a plugin folder added since, a cache directory) are passed along and set here. Started early
-    (``LocalExecutor.start``), a worker then waits on ``data_queue`` for the cache file of the
-    dataset the study process loaded (and its checksum) and maps it. Without a cache file, or when
-    mapping it fails, the first run loads the dataset itself (and reports any error)."""
-    if sys_path is not None:
-        sys.path[:] = sys_path
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
-    import torch
-
-    global _worker_context, _worker_events, _worker_study
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides what an interrupt means
-    torch.set_num_threads(threads)
-    _worker_events, _worker_study = events, study_alive
-    _worker_context = RunContext(source, device_queue.get() if device_queue is not None else device,
-                                 checkpoint_dir=checkpoint_dir)
-    from . import preload  # noqa: F401 - already imported when forked from the fork server
-    from ..training.data import load_cached
-
-    if data_queue is None:
-        return
-    while True:
-        try:
-            cached = data_queue.get(timeout=0.5)
-            break
-        except queue_mod.Empty:
-            if _study_gone():     # the study process died before its data was ready
-                os._exit(3)
-    if cached is not None:
-        _worker_context.dataset = load_cached(source, *cached)
-
-
-def _warm_up() -> None:
-    """A no-op job: submitting one per worker makes the pool start its processes now."""
-
-
-def _worker_run(job: RunSettings) -> dict:
-    def emit(kind: str, payload: dict) -> None:
-        if _study_gone():   # the study process died: stop, don't orphan
-            os._exit(3)
-        _worker_events.put((os.getpid(), job.stem, kind, payload))
-    return run_one(job, _worker_context, emit)
+def fail(job: RunSettings | Cohort, reason: str, tb: str | None, sink: JobSink) -> None:
+    """The job failed: each of its runs (a cohort's members all) with the same reason."""
+    for run in members(job):
+        sink.failure(run, reason, tb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +96,7 @@ class LocalExecutor:
     @property
     def threads(self) -> int:
         """Intra-op threads per worker: the runs' own count on CPU (never what happens to be left over
-        by the number of runs pending), 1 per GPU worker on CUDA. The engine sets each run's count
+        by the number of runs pending), 1 per worker on CUDA. The engine sets each run's count
         again from its settings."""
         return 1 if self.device.type == "cuda" else self._threads
 
@@ -169,7 +113,7 @@ class LocalExecutor:
 
         def spawn():   # the pool starts one process per job submitted while no worker is idle; each
             for _ in range(self.workers):   # start waits until the fork server has done its imports
-                pool.submit(_warm_up)
+                pool.submit(warm_up)
         self._starting = threading.Thread(target=spawn, name="start-workers", daemon=True)
         self._starting.start()
 
@@ -200,7 +144,8 @@ class LocalExecutor:
             torch.set_num_threads(self.threads)
             ctx = RunContext(self.source, str(self.device), self.dataset, self.checkpoint_dir)
             for job in jobs:
-                _call(job, lambda job=job: run_one(job, ctx, lambda k, p, s=job.stem: sink.event(0, s, k, p)), sink)
+                emit_for = lambda stem: (lambda k, p: sink.event(0, stem, k, p))   # noqa: E731
+                _call(job, lambda job=job: run_job(job, ctx, emit_for), sink)
         else:
             self._run_pool(jobs, sink)
 
@@ -212,7 +157,7 @@ class LocalExecutor:
             device_queue = ctx.Queue()
             for i in range(n):
                 device_queue.put(f"cuda:{i % max(1, torch.cuda.device_count())}")
-        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=init_worker,
                                    initargs=(events, self.threads, device_queue, self.source, str(self.device),
                                              self._study_alive(ctx), data_queue, list(sys.path), dict(os.environ),
                                              self.checkpoint_dir))
@@ -229,7 +174,7 @@ class LocalExecutor:
         pool = pool or self._new_pool(ctx, n, events)
         broken = []
         try:
-            futures = {pool.submit(_worker_run, job): job for job in batch}
+            futures = {pool.submit(worker_run, job): job for job in batch}
             not_done = set(futures)
             while not_done:
                 finished, not_done = wait(not_done, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -254,15 +199,19 @@ class LocalExecutor:
         ctx, events, _, warm_pool = self._warm
         self._warm = None        # from here on the pool belongs to the first round below
         stop = threading.Event()
+        cuda_errors: dict[str, str] = {}   # stem -> the CUDA error its worker reported before exiting
 
         def pump():
             while not stop.is_set():
                 try:
-                    sink.event(*events.get(timeout=0.2))
+                    item = events.get(timeout=0.2)
                 except queue_mod.Empty:
                     continue
                 except (EOFError, OSError):
                     return
+                if item[2] == "notice" and "cuda_error" in item[3]:
+                    cuda_errors[item[1]] = item[3]["cuda_error"]
+                sink.event(*item)
 
         listener = threading.Thread(target=pump, daemon=True)
         listener.start()
@@ -281,7 +230,9 @@ class LocalExecutor:
                 time.sleep(0.3)   # let the last progress events arrive
                 for job in broken:
                     if solo:
-                        sink.failure(job, CRASHED, None)
+                        why = cuda_errors.get(job.stem)
+                        said = f" after a CUDA error: {why.removeprefix('CUDA error: ')}" if why else ""
+                        fail(job, CRASHED + said, None, sink)
                     elif job.stem in sink.started:
                         isolate.append(job)
                     else:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import SpecError
 from ..training.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
+from ..specs.tuning import peak_lr
 from ..training.data import DataSource
-from .records import check_record, run_path, run_stem
+from .records import check_record, run_arm, run_path, run_stem
 from .settings import RunSettings
 
 
@@ -41,7 +43,12 @@ def validation_size(opts: StudyOptions) -> int:
 
 
 def check_variants(opts: StudyOptions) -> None:
-    """Refuse, before any data is loaded, a variant whose tricks need a validation split when there is none."""
+    """Refuse, before any data is loaded, a variant whose tricks need a validation split when there is
+    none, and a ``[tuning]`` grid without one (a grid value is chosen on validation, never on test)."""
+    if opts.spec.tuning is not None and validation_size(opts) < 1:
+        raise SpecError(f"spec '{opts.spec.name}' tunes the LR over {len(opts.spec.tuning.lr)} values, chosen on "
+                        f"{opts.spec.tuning.select_on}, but the validation split is 0 images; set [training] "
+                        "validation = N in the spec or pass --validation N (e.g. 5000)")
     for v in opts.spec.select(opts.variants):
         build_recipe(v.name, v.tricks).check_validation(validation_size(opts))
 
@@ -51,32 +58,39 @@ def planned_seeds(opts: StudyOptions) -> tuple[int, ...]:
     return tuple(opts.seeds or opts.spec.training.seeds)
 
 
+def grid(opts: StudyOptions) -> tuple[float | None, ...]:
+    """The tuned LRs each variant runs at: the spec's ``[tuning]`` grid, else (None,): its own LRs."""
+    return opts.spec.tuning.lr if opts.spec.tuning is not None else (None,)
+
+
 def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettings]:
-    """Every (variant, seed) run, seed-major (whole seeds finish first)."""
+    """Every (variant, seed) run, at every grid value when the spec tunes; seed-major (whole seeds
+    finish first)."""
     check_variants(opts)
     spec = opts.spec
     seeds = planned_seeds(opts)
-    epochs = opts.epochs or spec.training.epochs
-    subset = opts.train_subset or spec.training.train_subset
     validation = validation_size(opts)
     variants = spec.select(opts.variants)
     versions = {v.name: tuple(trick_versions(v.tricks).items()) for v in variants}
     return [RunSettings(spec=spec.name, variant=v.name, tricks=v.tricks, imports=spec.imports, seed=s,
-                        epochs=epochs, batch_size=spec.training.batch_size, train_subset=subset,
+                        epochs=opts.epochs or w.epochs or spec.training.epochs, batch_size=spec.training.batch_size,
+                        train_subset=opts.train_subset or w.train_subset or spec.training.train_subset,
                         precision=opts.precision, data_kind=data_kind, data_sha256=data_sha256,
-                        validation=validation, trick_versions=versions[v.name], threads=opts.threads)
-            for s in seeds for v in variants]
+                        validation=validation, trick_versions=versions[v.name], threads=opts.threads,
+                        tuned_lr=lr, model=w.model, workload=w.name)
+            for s in seeds for w in spec.workloads for v in variants for lr in grid(opts)]
 
 
 def unstarted(opts: StudyOptions, out_dir: Path) -> int:
     """How many of the planned (variant, seed) runs have no run file yet: known before the data is
     loaded (a run file with stale settings is found out later, by ``split_done``)."""
-    return sum(not run_path(out_dir, run_stem(v.name, s)).exists()
-               for s in planned_seeds(opts) for v in opts.spec.select(opts.variants))
+    return sum(not run_path(out_dir, run_stem(run_arm(v.name, lr, w.name), s)).exists()
+               for s in planned_seeds(opts) for w in opts.spec.workloads for v in opts.spec.select(opts.variants)
+               for lr in grid(opts))
 
 
 def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
-    return {(r.variant, r.seed): r.key() for r in runs}
+    return {(r.arm, r.seed): r.key() for r in runs}
 
 
 def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings], list[RunSettings], dict[str, str]]:
@@ -96,16 +110,23 @@ def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings
 def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, device, workers: int) -> dict:
     spec = opts.spec
     chosen = {r.variant for r in runs}
+    tuned = spec.tuning is not None
     return {
         "spec": {"name": spec.name, "description": spec.description, "path": spec.path,
                  "variants": [{"name": v.name, "base": v.base, "description": v.description,
-                               "tricks": [dict(t) for t in v.tricks]} for v in spec.variants if v.name in chosen],
+                               "tricks": [dict(t) for t in v.tricks],
+                               **({"default_lr": peak_lr(v.tricks)} if tuned else {})}
+                              for v in spec.variants if v.name in chosen],
                  **({"design": spec.design} if spec.design else {})},
+        **({"tuning": spec.tuning.to_dict()} if tuned else {}),
+        **({"workloads": [w.to_dict() for w in spec.workloads]} if spec.multi_workload else {}),
         "seeds": sorted({r.seed for r in runs}),
         "epochs": runs[0].epochs, "batch_size": runs[0].batch_size, "train_subset": runs[0].train_subset,
         "validation": runs[0].validation,
         "precision": runs[0].precision, "threads": runs[0].threads, "dataset": dataset_info,
         "device": str(device), "workers": workers,
         "executor": opts.executor, **({"until": opts.until} if opts.until else {}),
-        "runs": [{"variant": r.variant, "seed": r.seed, "settings_key": r.key()} for r in runs],
+        "runs": [{"variant": r.variant, "seed": r.seed, "settings_key": r.key(),
+                  **({"workload": r.workload} if r.workload is not None else {}),
+                  **({"tuned_lr": r.tuned_lr} if r.tuned_lr is not None else {})} for r in runs],
     }

@@ -13,6 +13,7 @@ import torch
 
 from ..plugins import load_plugins
 from ..training import engine  # noqa: F401 - imported for the workers forked after this
+from . import worker  # noqa: F401 - the pool's worker side
 from .provenance import git_revision
 
 load_plugins()

@@ -26,16 +26,28 @@ SCHEMA = 2                 # written by this version
 READABLE_SCHEMAS = (1, 2)  # accepted when reading
 FINAL_STATUSES = ("ok", "diverged")   # a run in one of these is finished and is not redone
 RUNS_CSV_COLUMNS = ("variant", "seed", "status", "accuracy", "micro_f1", "macro_f1", "epochs",
-                    "train_seconds", "eval_seconds", "wall_seconds", "device", "settings_key")
+                    "train_seconds", "eval_seconds", "wall_seconds", "device", "settings_key",
+                    "tuned_lr", "val_accuracy",   # empty unless the study tunes / validates
+                    "workload", "model", "dataset")   # workload: empty unless the spec has [[workloads]]
 
 
 def write_json(path: Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
-def run_stem(variant: str, seed: int) -> str:
-    """The file-name stem of a run: ``<variant>__seed<k>``."""
-    return f"{variant}__seed{seed}"
+def run_arm(variant: str, tuned_lr: float | None = None, workload: str | None = None) -> str:
+    """The arm a run belongs to: its variant, then ``@<workload>`` in a multi-workload spec, then
+    ``@lr<value>`` at a tuning grid's value (``baseline@resnet8@lr0.001``)."""
+    return variant + (f"@{workload}" if workload else "") + ("" if tuned_lr is None else f"@lr{tuned_lr:g}")
+
+
+def record_arm(record: dict) -> str:
+    return run_arm(record["variant"], record.get("tuned_lr"), record.get("workload"))
+
+
+def run_stem(arm: str, seed: int) -> str:
+    """The file-name stem of a run: ``<arm>__seed<k>`` (the arm is the variant unless the study tunes)."""
+    return f"{arm}__seed{seed}"
 
 
 def run_path(out_dir: Path, stem: str) -> Path:
@@ -48,7 +60,9 @@ def make_record(settings, outcome: dict, metrics: dict, dataset: dict, classes: 
 
     ``metrics`` is None while the record is in flight from a worker: the outcome then still holds the
     test ``predictions``, which the study driver scores before writing (``metrics.score_record``)."""
-    return {"schema": SCHEMA, "variant": settings.variant, "seed": settings.seed,
+    tuned = {"tuned_lr": settings.tuned_lr} if settings.tuned_lr is not None else {}
+    workload = {"workload": settings.workload} if settings.workload is not None else {}
+    return {"schema": SCHEMA, "variant": settings.variant, **workload, **tuned, "seed": settings.seed,
             "settings": settings.to_dict(), "settings_key": settings.key(), **outcome,
             "metrics": metrics, "classes": classes, "wall_seconds": wall_seconds,
             "dataset": dataset, "provenance": provenance, "finished_at": finished_at}
@@ -96,15 +110,15 @@ def load_runs(out_dir: Path) -> list[dict]:
 
 
 def stem_key(path: str | Path) -> tuple[str, int] | None:
-    """(variant, seed) from a run file's name ``<variant>__seed<k>.json``, or None."""
+    """(arm, seed) from a run file's name ``<arm>__seed<k>.json``, or None."""
     stem = Path(path).stem
     variant, sep, seed = stem.rpartition("__seed")
     return (variant, int(seed)) if sep and seed.isdigit() else None
 
 
 def matching(records: Iterable[dict], planned: dict[tuple[str, int], str]) -> list[dict]:
-    """The records whose (variant, seed) is planned with exactly their ``settings_key``."""
-    return [r for r in records if planned.get((r["variant"], r["seed"])) == r["settings_key"]]
+    """The records whose (arm, seed) is planned with exactly their ``settings_key``."""
+    return [r for r in records if planned.get((record_arm(r), r["seed"])) == r["settings_key"]]
 
 
 def run_row(record: dict) -> dict:
@@ -114,14 +128,24 @@ def run_row(record: dict) -> dict:
             "epochs": record.get("epochs_run"), "train_seconds": round(record.get("train_seconds", 0.0), 3),
             "eval_seconds": round(record.get("eval_seconds", 0.0), 3),
             "wall_seconds": round(record.get("wall_seconds", 0.0), 3),
-            "device": (record.get("provenance") or {}).get("device"), "settings_key": record["settings_key"]}
+            "device": (record.get("provenance") or {}).get("device"), "settings_key": record["settings_key"],
+            "tuned_lr": record.get("tuned_lr"), "val_accuracy": final_val_accuracy(record),
+            "workload": record.get("workload"), "model": (record.get("settings") or {}).get("model", "tf_cnn"),
+            "dataset": (record.get("settings") or {}).get("data_kind") or (record.get("dataset") or {}).get("kind")}
+
+
+def final_val_accuracy(record: dict) -> float | None:
+    """The validation accuracy of the run's last epoch, or None without a validation split."""
+    history = record.get("history") or []
+    return history[-1].get("val_accuracy") if history else None
 
 
 def write_runs_csv(out_dir: Path, records: Iterable[dict], order: list[str] | None = None) -> Path:
     """``runs.csv``: one row per run, variants in ``order`` (spec order) then by seed."""
     rows = [run_row(r) for r in records]
     rank = {v: i for i, v in enumerate(order or [])}
-    rows.sort(key=lambda r: (rank.get(r["variant"], len(rank)), r["variant"], r["seed"]))
+    rows.sort(key=lambda r: (r["workload"] or "", rank.get(r["variant"], len(rank)), r["variant"], r["tuned_lr"] or 0.0,
+                             r["seed"]))
     import io
 
     buf = io.StringIO()

@@ -32,6 +32,13 @@ class RunContext:
         return self.dataset
 
 
+def recipe_for(settings: RunSettings):
+    """The run's recipe, built from its settings: the one place that does, for solo runs and cohorts."""
+    from ..training.recipe import build_recipe
+
+    return build_recipe(settings.variant, settings.tricks, settings.tuned_lr, settings.model)
+
+
 def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | None = None) -> dict:
     """Train one (variant, seed) and return its record, not yet scored nor written: it carries the
     final test ``predictions``, which the study driver turns into ``metrics`` (``metrics.score_record``).
@@ -42,7 +49,6 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
     import torch
 
     from ..plugins import load_plugins
-    from ..training.recipe import build_recipe
     from ..training.checkpoint import Checkpoints, checkpoint_path
     from ..training.engine import train_run
     from .provenance import provenance
@@ -50,17 +56,22 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
 
     emit = emit or (lambda kind, payload: None)
     device = torch.device(ctx.device)
+    if device.type != settings.device:   # a run planned for one device kind never trains on another
+        raise TricksError(f"{settings.stem} was planned for {settings.device} but handed to a {device.type} "
+                          "worker; its settings key names the device kind")
     load_plugins(settings.imports)
-    recipe = build_recipe(settings.variant, settings.tricks)
+    recipe = recipe_for(settings)
     dataset = ctx.data()
     if dataset.checksum != settings.data_sha256:
         raise TricksError(f"the dataset in {ctx.source.root} changed while the study was running")
     emit("start", {"epochs": settings.epochs})
     t0 = time.perf_counter()
-    checkpoints = Checkpoints(checkpoint_path(ctx.checkpoint_dir, settings.stem), settings.key()) \
+    checkpoints = Checkpoints(checkpoint_path(ctx.checkpoint_dir, settings.stem), settings.key(), settings.device) \
         if ctx.checkpoint_dir else None
     out = train_run(recipe, settings, dataset, device, emit, checkpoints)
     prov = {**provenance(device), "denormals": out.pop("denormals"), "torch_threads": out.pop("threads"),
             "executor": executor or {"kind": "local"}}
+    if "cuda_math" in out:    # CUDA runs: IEEE fp32 (TF32 off), deterministic cuDNN (training.cuda)
+        prov["cuda_math"] = out.pop("cuda_math")
     return make_record(settings, out, None, dataset.describe(), dataset.classes, prov,
                        wall_seconds=time.perf_counter() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -186,15 +186,19 @@ TRICK = Obj({"name": Str()})
 
 MANIFEST = Obj({
     "spec": Obj({"name": Str(), "variants": ListOf(Obj({"name": Str(), "tricks": ListOf(TRICK)},
-                                                       {"base": Opt(Str()), "description": Str()}), 1)},
+                                                       {"base": Opt(Str()), "description": Str(),
+                                                        "default_lr": Num(0.0)}), 1)},
                 {"description": Str(), "path": Str()}),
     "seeds": ListOf(Int(0), 1),
     "epochs": Int(1),
     "batch_size": Int(1),
     "train_subset": Opt(Int(1)),
     "dataset": Obj({}, {"sha256": Str(), "classes": ListOf(Str()), "train_images": Int(0), "test_images": Int(0)}),
-    "runs": ListOf(Obj({"variant": Str(), "seed": Int(0), "settings_key": Str()})),
-}, {"validation": Int(0), "precision": Str(), "workers": Int(1), "device": Str()})
+    "runs": ListOf(Obj({"variant": Str(), "seed": Int(0), "settings_key": Str()},
+                       {"tuned_lr": Num(0.0), "workload": Str()})),
+}, {"validation": Int(0), "precision": Str(), "workers": Int(1), "device": Str(),
+    "tuning": Obj({"lr": ListOf(Num(0.0), 2), "select_on": OneOf("val_accuracy", "val_loss")}),
+    "workloads": ListOf(Obj({"name": Str(), "model": Str()}, {"epochs": Opt(Int(1)), "train_subset": Opt(Int(1))}), 1)})
 
 EPOCH = Obj({"epoch": Int(1), "train_loss": Num(finite=False), "test_accuracy": FRACTION, "lr": Num(0.0)},
             {"test_loss": Num(finite=False), "val_loss": Num(finite=False), "val_accuracy": FRACTION,
@@ -214,7 +218,7 @@ RUN_RECORD = Obj({
     "classes": ListOf(Str()),
 }, {"wall_seconds": Num(0.0), "train_seconds": Num(0.0), "eval_seconds": Num(0.0), "epochs_run": Int(0),
     "stop_reason": Str(), "provenance": Obj({}), "settings": Obj({}), "finished_at": Str(),
-    "resumed_from_epoch": Int(0),
+    "resumed_from_epoch": Int(0), "tuned_lr": Opt(Num(0.0)), "workload": Opt(Str()),
     "lr_trace": Obj({"steps_per_epoch": Int(1), "step": ListOf(Int(0)), "lr": ListOf(Num(0.0))})})
 
 REFERENCE = Obj({

@@ -33,9 +33,21 @@ class RunSettings:
     validation: int = 0                 # images carved out of the training split for validation
     trick_versions: tuple[tuple[str, int], ...] = ()   # (trick name, its version), in spec order
     threads: int = 1                    # intra-op CPU threads of the run (they change its arithmetic)
+    tuned_lr: float | None = None       # a [tuning] grid's peak LR (per optimizer step); None: the variant's own
+    model: str = "tf_cnn"               # the registered model (specs.models); tf_cnn: the study's net
+    workload: str | None = None         # the workload's name in a multi-workload spec (a label, not a setting)
+    device: str = "cpu"                 # the device kind it trains on, "cpu" or "cuda" (not the GPU's index)
+    population: bool = False            # trained as a member of a population (grouped kernels: other rounding)
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a record stores them; the device only when it is not the CPU and population
+        training only when on, so a solo CPU run's settings read exactly as they did before either was a
+        setting."""
         d = asdict(self)
+        if d["device"] == "cpu":
+            del d["device"]
+        if not d["population"]:
+            del d["population"]
         d["tricks"] = [dict(t) for t in self.tricks]
         d["imports"] = list(self.imports)
         d["trick_versions"] = dict(self.trick_versions)
@@ -50,11 +62,13 @@ class RunSettings:
         return cls(**d)
 
     def key(self) -> str:
-        """A stable hash of everything that changes a run's outcome (not the device or worker count).
+        """A stable hash of everything that changes a run's outcome: the device kind too (a CUDA run draws
+        other dropout and augmentation streams and runs other kernels), not the GPU's index nor the workers.
 
         Settings added after the first record schema enter the hash only when they differ from the
         value that reproduces the earlier behaviour (no validation split, trick version 1, one
-        intra-op thread), so runs
+        intra-op thread, no tuned LR, the tf_cnn model, the CPU and solo training: ``to_dict`` leaves
+        those two out), so runs
         stored before those settings existed keep their keys and are reused, not trained again.
         """
         d = self.to_dict()
@@ -62,6 +76,11 @@ class RunSettings:
             del d["validation"]
         if d["threads"] == 1:       # every stored run before threads were a setting trained on one
             del d["threads"]
+        if d["tuned_lr"] is None:   # not tuned: the variant's own LRs, as every run before tuning existed
+            del d["tuned_lr"]
+        if d["model"] == "tf_cnn":  # every run before models were a setting trained the study's net
+            del d["model"]
+        del d["workload"]           # a label: the model and budget it names are settings of their own
         changed = {name: v for name, v in d.pop("trick_versions").items() if v != 1}
         if changed:
             d["trick_versions"] = changed
@@ -72,4 +91,10 @@ class RunSettings:
     def stem(self) -> str:
         from .records import run_stem
 
-        return run_stem(self.variant, self.seed)
+        return run_stem(self.arm, self.seed)
+
+    @property
+    def arm(self) -> str:
+        from .records import run_arm
+
+        return run_arm(self.variant, self.tuned_lr, self.workload)

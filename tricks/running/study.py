@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..errors import Terminated, TricksError
 from ..training.checkpoint import CHECKPOINTS_DIR, discard
+from .cohorts import form_cohorts, plan_population, population_size
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
 from .executors import CRASHED, JobSink, LocalExecutor
 from .conflicts import find_conflicts, move_aside, refusal, stored_precision
@@ -77,36 +78,44 @@ def _say(message: str) -> None:
     print(f"tricks: {message}", file=sys.stderr, flush=True)
 
 
-def _resolve_precision(opts: StudyOptions, device, notice: Callable[[str], None]) -> str:
-    """``auto``: the one precision of the runs already stored in the folder (said), else the device's."""
+def _resolve_precision(opts: StudyOptions, device, notice: Callable[[str], None], native: bool | None = None) -> str:
+    """``auto``: the one precision of the runs already stored in the folder (said), else the device's
+    (``native``: whether bf16 is native where the runs execute, when that is not this machine: Ray)."""
     if opts.precision == "auto":
         stored, n = stored_precision(Path(opts.out_dir))
         if stored is not None:
             notice(f"--precision auto: using {stored}, the precision of the {n} run(s) stored in {opts.out_dir} "
                    "(a study never mixes precisions; --precision to choose)")
             return stored
-    return choose_precision(opts.precision, bf16_is_native(device))
+    return choose_precision(opts.precision, bf16_is_native(device) if native is None else native)
 
 
 def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
-              on_notice: Callable[[str], None] = _say) -> StudyOutcome:
+              on_notice: Callable[[str], None] = _say, population: int | None = None) -> StudyOutcome:
     """Run the study's unfinished runs and write their records.
 
     ``on_wait`` is called once, when runs are handed to local worker processes: from then on this
     process only waits (the CLI imports the report's modules meanwhile, while the workers start).
-    ``on_notice`` receives one-line messages for the user (default: printed on stderr)."""
+    ``on_notice`` receives one-line messages for the user (default: printed on stderr).
+    ``population``: runs per cohort of population training (``cohorts``); None: the device's default
+    (on for CUDA, off for the CPU), 0 or 1: off."""
     from ..training.data import load_dataset, split_training
 
     t_start = time.perf_counter()
     git_revision()   # cached now: the revision of the code this process loaded (in-process runs record it)
-    device = resolve_device(opts.device)
+    native = None       # whether bf16 is native on the device: decided here, or on the Ray cluster
+    if opts.executor == "ray":
+        ray_executor = _ray_executor(opts)   # fails fast, before the data (Ray missing, cluster unreachable)
+        device, native = _on_cluster(ray_executor, opts.device)   # where the runs execute, not here
+    else:
+        ray_executor, device = None, resolve_device(opts.device)
     if opts.threads < 1:
         raise TricksError(f"--threads must be at least 1, got {opts.threads}")
-    opts = replace(opts, precision=_resolve_precision(opts, device, on_notice))
+    k = population_size(population, device)     # members per cohort; 0: every run solo
+    opts = replace(opts, precision=_resolve_precision(opts, device, on_notice, native))
     check_variants(opts)
     out_dir = Path(opts.out_dir)
     _check_out_dir(out_dir)
-    ray_executor = _ray_executor(opts, device) if opts.executor == "ray" else None   # fails fast, before the data
     # Local workers start now, while the data loads, when there are runs to do (the number without a
     # run file is a lower bound on it, known before the data's checksum).
     early = unstarted(opts, out_dir) if ray_executor is None else 0
@@ -119,9 +128,13 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
         dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
         if local is not None:
             local.data_ready(dataset)
-        runs = plan(opts, opts.source.kind, dataset.checksum)
+        runs = on_device(plan(opts, opts.source.kind, dataset.checksum), device)
+        runs, solo = plan_population(runs, k, len(dataset.classes))
+        for arm, why in solo.items():
+            on_notice(f"--population {k}: {arm} trains solo ({why})")
         test_labels = dataset.test_y.tolist()   # the driver scores every run's predictions
-        split_training(dataset.train_y, runs[0].validation, runs[0].train_subset)   # sizes checked before any run
+        for subset in sorted({r.train_subset or 0 for r in runs}):   # sizes checked before any run
+            split_training(dataset.train_y, runs[0].validation, subset or None)
         _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
         with DirectoryLock(out_dir):
             conflicts = find_conflicts(runs, out_dir)
@@ -132,11 +145,13 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                           f"{move_aside(conflicts, out_dir)}")
             _prepare(out_dir / RUNS_DIR)
             done, todo, corrupted = split_done(runs, out_dir)
+            jobs = form_cohorts(todo, k, len(dataset.classes)) if k else todo
             workers = local.workers if local is not None and todo else \
-                opts.workers or default_workers(device, len(todo), opts.threads)
+                opts.workers or default_workers(device, len(jobs), opts.threads)
             if workers < 1:
                 raise TricksError(f"--workers must be at least 1, got {workers}")
-            write_json(out_dir / "study.json", manifest(opts, runs, dataset.describe(), device, workers))
+            write_json(out_dir / "study.json", {**manifest(opts, runs, dataset.describe(), device, workers),
+                                                **({"population": {"size": k, "solo": solo}} if k else {})})
             outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
             executor = ray_executor or (local if local is not None and local.workers == workers
                                         else LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints,
@@ -148,7 +163,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                 if todo:
                     if on_wait is not None and isinstance(executor, LocalExecutor) and not executor.in_process:
                         on_wait()
-                    _execute(executor, todo, runs, opts, outcome, test_labels)
+                    _execute(executor, todo, runs, opts, outcome, test_labels, jobs)
             finally:
                 signal.signal(signal.SIGTERM, old_term)
                 _refresh_runs_csv(out_dir, runs)
@@ -157,14 +172,34 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
     finally:
         if local is not None:
             local.close()    # workers started for nothing (all done, or an error came first)
+        if ray_executor is not None:
+            ray_executor.close()   # a local Ray started for the study (already closed after its runs)
     outcome.wall_seconds = time.perf_counter() - t_start
     return outcome
 
 
-def _ray_executor(opts: StudyOptions, device):
+def _ray_executor(opts: StudyOptions):
     from .ray_executor import RayExecutor
 
-    return RayExecutor(opts.source, device, opts.ray_address, opts.ray_cpus_per_run, opts.ray_gpus_per_run)
+    return RayExecutor(opts.source, opts.device, opts.ray_address, opts.ray_cpus_per_run, opts.ray_gpus_per_run)
+
+
+def _on_cluster(executor, requested: str):
+    """(the device runs train on, whether bf16 is native there), asked of the Ray cluster."""
+    import torch
+
+    try:
+        kind, native = executor.resolve(requested)
+    except BaseException:
+        executor.close()
+        raise
+    return torch.device(kind), native
+
+
+def on_device(runs: list[RunSettings], device) -> list[RunSettings]:
+    """The planned runs with the device kind they train on in their settings (CPU: as planned, so that
+    every stored CPU run keeps its settings key)."""
+    return runs if device.type == "cpu" else [replace(r, device=device.type) for r in runs]
 
 
 def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:
@@ -173,7 +208,8 @@ def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:
 
 
 def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: StudyOptions,
-             outcome: StudyOutcome, test_labels: list[int]) -> None:
+             outcome: StudyOutcome, test_labels: list[int], jobs: list | None = None) -> None:
+    """Hand ``jobs`` (the runs of ``todo``, alone or in cohorts) to the executor; write what comes back."""
     from ..training.metrics import score_record
 
     progress = Progress(len(todo), opts.progress)
@@ -199,6 +235,6 @@ def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: S
         progress.finished(job.stem, "crashed" if crashed else "failed")
 
     try:
-        executor.run(todo, JobSink(record, failure, progress.event, progress.started))
+        executor.run(todo if jobs is None else jobs, JobSink(record, failure, progress.event, progress.started))
     finally:
         progress.close()

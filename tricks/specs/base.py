@@ -12,7 +12,8 @@ hook                                 owner   contract
 ===================================  ======  ===================================================
 ``input_transform(train_images)``    single  uint8 training images -> a module mapping a float
                                              batch in [0, 1] to network inputs (train and eval)
-``modify_model(model)``              shared  returns the (possibly new) model, e.g. with dropout
+``modify_model(model[, sites])``     shared  returns the (possibly new) model, e.g. with dropout;
+                                             ``sites``: the model's ``specs.models.Sites``
 ``init_weights(model, generator)``   single  re-initializes parameters (after the default init)
 ``optimizer_class()``                single  a ``torch.optim.Optimizer`` subclass (default Adam)
 ``optimizer_settings()``             shared  {key: value}; each key (lr, momentum, ...) has one
@@ -104,6 +105,9 @@ class Trick:
     description: ClassVar[str] = ""
     version: ClassVar[int] = 1               # bump when the trick's numerics change: its variants re-run
     needs_validation: ClassVar[bool] = False  # True: refuses to load when the validation split is 0
+    # True: the schedule sets the optimizer's LR itself from its own is_lr parameters (1cycle, CLR), so
+    # the optimizer's lr setting is not one of the variant's LRs (tuning's peak ignores it)
+    sets_lr_itself: ClassVar[bool] = False
     params: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self, **given: Any):
@@ -113,7 +117,7 @@ class Trick:
     def input_transform(self, train_images: torch.Tensor) -> nn.Module:
         raise NotImplementedError
 
-    def modify_model(self, model: nn.Sequential) -> nn.Sequential:
+    def modify_model(self, model: nn.Module, sites=None) -> nn.Module:
         raise NotImplementedError
 
     def init_weights(self, model: nn.Module, generator: torch.Generator) -> None:
@@ -169,6 +173,11 @@ class Trick:
 
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    # -- checks when a spec loads (not a hook: every trick has it) ----------------------------
+    def check_model(self, model) -> None:
+        """Raise ``SpecError`` naming the trick and ``model`` (a ``specs.models.Model`` class) when this
+        trick cannot act on it (no sites of the kind it needs, normalization it would duplicate)."""
 
     # -- state a resumed run needs (plain data; see the module docstring) -------------------
     def state_dict(self) -> dict[str, Any]:

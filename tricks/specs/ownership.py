@@ -16,6 +16,7 @@ import torch
 
 from ..errors import SpecError
 from .base import SINGLE_OWNER_HOOKS, Trick
+from .models import DEFAULT_MODEL, MODELS
 
 # Baseline optimizer: Adam with PyTorch's defaults (lr 1e-3 per step, betas (0.9, 0.999)), as in the study.
 BASE_OPTIMIZER_CLASS = torch.optim.Adam
@@ -32,6 +33,9 @@ def optimizer_keys(cls: type) -> tuple[str, ...]:
 class Ownership:
     variant: str
     tricks: Sequence[Trick]
+    # a [tuning] grid value's optimizer lr (specs.tuning.at_lr), per optimizer step; None: the tricks' own
+    optimizer_lr: float | None = None
+    model_name: str = DEFAULT_MODEL     # the registered model the tricks act on (checked: check_model)
     owners: dict[str, str] = field(init=False)
 
     def __post_init__(self):
@@ -45,6 +49,9 @@ class Ownership:
             for hook in t.claimed_hooks():
                 if hook in SINGLE_OWNER_HOOKS:
                     self._claim(hook, t.name)
+        if self.model_name in MODELS:   # the built-in models register when the training layer loads
+            for t in self.tricks:
+                t.check_model(MODELS.get(self.model_name))
         cls = self.optimizer_class()
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise SpecError(f"trick '{self.owners['optimizer_class']}': optimizer_class() must return a "
@@ -81,6 +88,8 @@ class Ownership:
         settings = {k: v for k, v in BASE_OPTIMIZER.items() if k in valid}
         for t in self._sharing("optimizer_settings"):
             settings.update(settings_of(t))
+        if self.optimizer_lr is not None and "lr" in settings:
+            settings["lr"] = self.optimizer_lr
         return settings
 
     @property

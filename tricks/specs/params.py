@@ -21,7 +21,8 @@ class Param:
     """One parameter of a trick.
 
     ``low``/``high`` bound numbers (``*_open`` makes the bound exclusive); ``choices`` restricts
-    strings, or the items of a list.
+    strings, or the items of a list. ``is_lr`` marks an absolute learning rate, which a spec's
+    ``[tuning]`` grid scales with every other LR of the variant (``specs.tuning``).
     """
 
     name: str
@@ -33,6 +34,7 @@ class Param:
     low_open: bool = False
     high_open: bool = False
     choices: tuple | None = None
+    is_lr: bool = False     # an absolute learning rate (per optimizer step): a [tuning] grid value rescales it
 
     def describe_range(self) -> str:
         if self.choices is not None:

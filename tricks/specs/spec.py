@@ -11,6 +11,10 @@
     train_subset = 10000                  # optional: a class-balanced subset of the training split
     validation = 5000                     # optional: images held out of training for validation (default 0)
 
+    [tuning]                              # optional: every variant at every peak LR; chosen on validation
+    lr = [5e-4, 1e-3, 2e-3, 4e-3]         # peak learning rates, per optimizer step (specs.tuning)
+    select_on = "val_accuracy"            # the final epoch's validation metric (or val_loss)
+
     [[variants]]
     name = "baseline"
     tricks = []
@@ -33,12 +37,16 @@ from typing import Any, Callable, Iterable
 
 from ..errors import SpecError
 from .designs import DESIGNS
+from .models import DEFAULT_MODEL, MODELS
+from .tuning import Tuning, parse_tuning, peak_lr
+from .workloads import Workload, parse_workloads
 from .spec_values import (  # noqa: F401  (check_seeds: re-exported for the CLI)
     _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds,
 )
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution"}
+TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution", "tuning",
+            "model", "workloads"}
 FACTOR_KEYS = {"name", "tricks"}
 TRAINING_KEYS = {"epochs", "batch_size", "seeds", "train_subset", "validation"}
 VARIANT_KEYS = {"name", "description", "base", "tricks"}
@@ -80,6 +88,12 @@ class Spec:
     training: Training
     variants: tuple[Variant, ...] = field(default_factory=tuple)
     design: dict | None = None          # designs.Design.to_dict() when the variants were generated
+    tuning: Tuning | None = None        # [tuning]: the LR grid every variant runs at; None: no tuning
+    workloads: tuple[Workload, ...] = (Workload(None),)   # model = ... or [[workloads]]; default: tf_cnn
+
+    @property
+    def multi_workload(self) -> bool:
+        return self.workloads[0].name is not None
 
     def variant_names(self) -> list[str]:
         return [v.name for v in self.variants]
@@ -144,11 +158,14 @@ def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | N
         validation=_int(tr.get("validation", d.validation), f"{where} [training] validation", 0, 10**9),
     )
 
+    tuning = parse_tuning(raw["tuning"], where) if "tuning" in raw else None
+    workloads = parse_workloads(raw, where)
     if "design" in raw:
         if "variants" in raw:
             raise SpecError(f"{where}: give either design = ... with [[factors]], or [[variants]], not both")
         design, variants = _designed_variants(raw, where)
-        return Spec(name, description, path, tuple(imports), training, tuple(variants), design.to_dict())
+        return _checked(Spec(name, description, path, tuple(imports), training, tuple(variants), design.to_dict(),
+                             tuning, workloads))
     for key in ("factors", "resolution"):
         if key in raw:
             raise SpecError(f"{where}: '{key}' needs design = \"{'fractional' if key == 'resolution' else 'factorial'}\" "
@@ -181,7 +198,27 @@ def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | N
                           tuple(inherited) + tuple(resolved))
         _check_recipe(variant)
         variants[vname] = variant
-    return Spec(name, description, path, tuple(imports), training, tuple(variants.values()))
+    return _checked(Spec(name, description, path, tuple(imports), training, tuple(variants.values()), None, tuning,
+                         workloads))
+
+
+def _checked(spec: Spec) -> Spec:
+    """Every variant's tricks can act on every workload's model; with ``[tuning]``, every variant has a
+    learning rate to tune (else a one-line SpecError naming both)."""
+    if spec.tuning is not None and spec.multi_workload:
+        raise SpecError(f"{_where(spec.path)}: [tuning] with several [[workloads]] is not supported yet; "
+                        "tune each workload in a study of its own (model = ...)")
+    for v in spec.variants:
+        try:
+            for w in spec.workloads:
+                if w.model != DEFAULT_MODEL:
+                    for t in v.instantiate():
+                        t.check_model(MODELS.get(w.model))
+            if spec.tuning is not None:
+                peak_lr(v.tricks)
+        except SpecError as exc:
+            raise SpecError(f"{_where(spec.path)}: variant '{v.name}': {exc}") from None
+    return spec
 
 
 def _designed_variants(raw: dict, where: str):

@@ -8,8 +8,10 @@ and the LR trace. Resuming from it gives the same history and predictions, bit f
 that was never interrupted (``tests/test_checkpoint.py``).
 
 A checkpoint is used only by a run with the same settings key (``RunSettings.key``), the same file
-format and the same torch version (other kernels could change the numbers); anything else is
-ignored, with a one-line reason naming the file, and overwritten.
+format, the same torch version (other kernels could change the numbers) and the same device kind (a
+CPU checkpoint holds no CUDA random state, and its numbers came from other kernels); anything else is
+ignored, with a one-line reason naming the file, and overwritten. A checkpoint written before the
+device was recorded is a CPU one (every run before then trained on CPU).
 
 A results folder may come from someone else, so a checkpoint is data, never code: it holds only
 tensors and plain containers of numbers and strings (what ``torch.load(weights_only=True)``
@@ -44,6 +46,7 @@ class Checkpoints:
     """One run's checkpoint file, tied to the run's settings key."""
     path: Path
     key: str          # RunSettings.key(): a checkpoint of other settings is never resumed
+    device: str = "cpu"   # the device kind of the run ("cpu", "cuda"): another kind's checkpoint is ignored
 
     def load(self) -> tuple[dict | None, str | None]:
         """(the saved state, None), or (None, why it was ignored), or (None, None) when there is none.
@@ -67,6 +70,8 @@ class Checkpoints:
             return None, f"has checkpoint format {state.get('format')!r}, this version writes {FORMAT}"
         if state.get("torch") != str(torch.__version__):
             return None, f"was written by torch {state.get('torch')}, this is torch {torch.__version__}"
+        if state.get("device", "cpu") != self.device:
+            return None, f"was written by a run on {state.get('device', 'cpu')}, this run trains on {self.device}"
         if state.get("key") != self.key:
             return None, "belongs to other settings of this run"
         return state, None
@@ -76,7 +81,8 @@ class Checkpoints:
         import torch
 
         buf = io.BytesIO()
-        torch.save({**state, "format": FORMAT, "key": self.key, "torch": str(torch.__version__)}, buf)
+        torch.save({**state, "format": FORMAT, "key": self.key, "torch": str(torch.__version__),
+                    "device": self.device}, buf)
         data = buf.getvalue()
         try:
             torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

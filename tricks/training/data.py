@@ -1,7 +1,8 @@
 """Datasets as whole uint8 tensors: decode once, cache, hold each split in memory.
 
-Two sources:
-- ``cifar10``: torchvision's CIFAR10 (download + md5 check into the data directory);
+Three sources (``DATASETS``):
+- ``cifar10``, ``cifar100``: torchvision's archives (download + md5 check into the data directory;
+  offline, the archive put there by hand: ``training.data_torchvision``);
 - ``imagefolder``: ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*`` images of any size,
   converted to 32x32 RGB (``training.data_imagefolder``). Classes are the sorted folder names of ``train/``.
 
@@ -27,7 +28,7 @@ from .data_imagefolder import (DATA_DIR_HINT, IMAGE_EXTENSIONS, SIZE, decode_spl
                                imagefolder_listing, warn_skipped)
 
 CACHE_VERSION = 2  # bump when the cached format or decoding changes (2: the cache keeps "skipped")
-DATASETS = ("cifar10", "imagefolder")
+DATASETS = ("cifar10", "cifar100", "imagefolder")   # --dataset; cifar10/cifar100: data_torchvision.ARCHIVES
 SKIPPED_EXAMPLES = 10  # skipped files named by Dataset.describe()
 
 
@@ -98,68 +99,6 @@ def _load_imagefolder(root: Path, cache_dir: Path, progress: bool) -> Dataset:
 
 
 # ---------------------------------------------------------------------------------------------
-# cifar10 (torchvision)
-
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
-
-
-def _cifar_missing_message(root: Path, exc: Exception) -> str:
-    from torchvision.datasets import CIFAR10
-
-    return (f"CIFAR-10 is not in {root} and the download failed ({type(exc).__name__}: {exc}). "
-            f"Download {CIFAR10.filename} from {CIFAR_URL} and put it into {root}, or into another folder "
-            f"and {DATA_DIR_HINT}; then run again. For a folder of images instead (such as a JPEG copy of "
-            "CIFAR-10, laid out as PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg) use --dataset "
-            "imagefolder --data-dir PATH (with make: DATASET=imagefolder DATA_DIR=PATH)")
-
-
-def _load_cifar10(root: Path, cache_dir: Path, progress: bool) -> Dataset:
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import check_integrity
-
-    source = DataSource("cifar10", str(root))
-    archive = root / CIFAR10.filename
-    if archive.exists() and not check_integrity(str(archive), CIFAR10.tgz_md5):
-        raise DataError(f"{archive} fails its md5 checksum (expected {CIFAR10.tgz_md5}); "
-                        f"delete it and download {CIFAR10.filename} again from {CIFAR_URL}")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        sets = [CIFAR10(str(root), train=t, download=not _cifar_present(root)) for t in (True, False)]
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted."
-        raise DataError(f"CIFAR-10 in {root} is corrupted ({exc}); delete {root / CIFAR10.base_folder} "
-                        f"and put a fresh {CIFAR10.filename} into {root}") from None
-    except Exception as exc:  # no network, proxy, disk...
-        raise DataError(_cifar_missing_message(root, exc)) from None
-    key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{_cifar_fingerprint(root)}".encode()).hexdigest()[:20]
-    cache = cache_dir / f"cifar10-{key}.pt"
-    cached = _from_cache(cache, source)   # mapped: pages load on first touch, shared by processes
-    if cached is not None:
-        return cached
-    (train_x, train_y), (test_x, test_y) = [
-        (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets, dtype=torch.int64))
-        for s in sets]
-    fields = _fields(train_x, train_y, test_x, test_y, list(sets[0].classes), [])
-    return Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
-
-
-def _cifar_present(root: Path) -> bool:
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import check_integrity
-
-    base = root / CIFAR10.base_folder
-    return all(check_integrity(str(base / name), md5) for name, md5 in CIFAR10.train_list + CIFAR10.test_list)
-
-
-def _cifar_fingerprint(root: Path) -> str:
-    from torchvision.datasets import CIFAR10
-
-    base = root / CIFAR10.base_folder
-    return ",".join(f"{n}:{(base / n).stat().st_size}:{(base / n).stat().st_mtime_ns}"
-                    for n, _ in CIFAR10.train_list + CIFAR10.test_list)
-
-
-# ---------------------------------------------------------------------------------------------
 # cache
 
 _CACHED = {f.name for f in dataclass_fields(Dataset)} - {"source", "cache_file"}
@@ -212,7 +151,9 @@ def load_dataset(source: DataSource, cache_dir: Path | None = None, progress: bo
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     if source.kind == "imagefolder":
         return _load_imagefolder(root, cache_dir, progress)
-    return _load_cifar10(root, cache_dir, progress)
+    from .data_torchvision import load_archive
+
+    return load_archive(source, root, cache_dir)
 
 
 # Fixed seeds of the two training-split draws: the same images for every variant and every run seed.

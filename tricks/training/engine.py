@@ -21,6 +21,7 @@ from ..specs.types import Batch
 from .allocator import keep_freed_memory
 from .build import MEMORY_FORMAT, Run, build_run
 from .checkpoint import Checkpoints, rng_state, set_rng_state
+from .cuda import strict_math
 from .data import Dataset
 from .lr_trace import LRTrace
 from .recipe import Recipe, StepHooks, forward
@@ -147,7 +148,8 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
               checkpoints: Checkpoints | None = None) -> dict:
     """Train one (variant, seed): see ``_train_run``. On CPU, subnormal floats are flushed to zero for
     the run (``FLUSH_DENORMALS``) and IEEE behaviour is restored afterwards, so a notebook or test
-    process that called it keeps its floating-point mode; the outcome says which (``denormals``)."""
+    process that called it keeps its floating-point mode; the outcome says which (``denormals``). On
+    CUDA the run trains in IEEE fp32 with deterministic cuDNN (``cuda.strict_math``; ``cuda_math``)."""
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
         # The run's own intra-op thread count, whatever else is running or pending: the thread count
@@ -155,13 +157,15 @@ def train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, 
         torch.set_num_threads(settings.threads)
     flushed = device.type == "cpu" and FLUSH_DENORMALS and torch.set_flush_denormal(True)
     try:
-        out = _train_run(recipe, settings, dataset, device, on_event, checkpoints)
+        with strict_math(device) as cuda_math:   # CUDA: IEEE fp32 (no TF32), deterministic cuDNN
+            out = _train_run(recipe, settings, dataset, device, on_event, checkpoints)
         threads = torch.get_num_threads()
     finally:
         if flushed:
             torch.set_flush_denormal(False)
         torch.set_num_threads(threads_before)
-    return {**out, "denormals": "flushed" if flushed else "kept", "threads": threads}
+    return {**out, "denormals": "flushed" if flushed else "kept", "threads": threads,
+            **({"cuda_math": cuda_math} if cuda_math is not None else {})}
 
 
 def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device, on_event: Event | None = None,

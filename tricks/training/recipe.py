@@ -22,7 +22,8 @@ from ..specs.base import Trick
 from ..specs.ownership import BASE_OPTIMIZER, BASE_OPTIMIZER_CLASS, Ownership, instantiate, optimizer_keys, \
     trick_versions  # noqa: F401 - re-exported for the running layer and the benchmarks
 from ..specs.types import Batch, Budget, TrainSplit
-from .model import baseline_net
+from ..specs.models import DEFAULT_MODEL, MODELS
+from . import models as _builtin_models  # noqa: F401 - registers tf_cnn, cifar10_3c3d, resnet8
 from .schedule import LRController
 from .streams import init_stream
 
@@ -58,13 +59,14 @@ class ScaleTo01(nn.Module):
         return x
 
 
-def _with_generator(hook: Callable) -> Callable[[nn.Module, torch.Generator | None], None]:
-    """``hook`` as (model, generator): a ``before_optimizer_step(model)`` ignores the generator."""
+def _with_generator(hook: Callable) -> Callable[[nn.Module, Any], Any]:
+    """``hook`` as (model, extra): a ``before_optimizer_step(model)`` ignores the generator, a
+    ``modify_model(model)`` the sites."""
     takes = [p for p in inspect.signature(hook).parameters.values()
              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
     if len(takes) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in takes):
         return hook
-    return lambda model, generator: hook(model)
+    return lambda model, extra: hook(model)
 
 
 @dataclass
@@ -106,9 +108,10 @@ class Recipe(Ownership):
         made here from ``seed`` (``streams.init_stream``); a run's build passes its own."""
         if init is None:
             init = init_stream(seed)
-        model = baseline_net(num_classes)
+        model_cls = MODELS.get(self.model_name)
+        model = model_cls().build(num_classes)
         for t in self._sharing("modify_model"):
-            model = t.modify_model(model)
+            model = _with_generator(t.modify_model)(model, model_cls.sites)
         owner = self._owner("init_weights")
         if owner:
             owner.init_weights(model, init)
@@ -160,8 +163,17 @@ class Recipe(Ownership):
             t.load_state_dict(state)
 
 
-def build_recipe(variant: str, tricks: Sequence[Mapping[str, Any]]) -> Recipe:
-    return Recipe(variant, instantiate(tricks))
+def build_recipe(variant: str, tricks: Sequence[Mapping[str, Any]], tuned_lr: float | None = None,
+                 model: str = DEFAULT_MODEL) -> Recipe:
+    """The variant's recipe on ``model`` (a registered model's name); at a ``[tuning]`` grid value
+    ``tuned_lr`` (per optimizer step), with every learning rate of the variant scaled so that its peak
+    is ``tuned_lr`` (``specs.tuning.at_lr``)."""
+    if tuned_lr is None:
+        return Recipe(variant, instantiate(tricks), model_name=model)
+    from ..specs.tuning import at_lr
+
+    scaled, optimizer_lr = at_lr(tricks, tuned_lr)
+    return Recipe(variant, instantiate(scaled), optimizer_lr=optimizer_lr, model_name=model)
 
 
 __all__ = ["Recipe", "StepHooks", "build_recipe", "nll", "trick_versions", "Trick"]
