@@ -101,7 +101,7 @@ regression-run: $(STAMP)
 	  echo "  make regression REG_DATA=/path/to/cifar10-jpeg   (or set CIFAR10_JPEG_DIR)" >&2; exit 2; fi
 	rm -rf $(REG_OUT)
 	$(PY) -m tricks ablation --spec benchmarks/ci_profile.toml --dataset imagefolder --data-dir $(REG_DATA) \
-	  --precision $(REG_PRECISION) --out $(REG_OUT) --no-progress --no-report
+	  --device cpu --precision $(REG_PRECISION) --out $(REG_OUT) --no-progress --no-report
 
 regression: regression-run
 	$(PY) -m tricks check --results $(REG_OUT) --reference $(REG_REF)

@@ -64,7 +64,7 @@ print("device", torch.cuda.get_device_name(0), "capability", torch.cuda.get_devi
 say "env: $(grep '^device' "$OUT/env.txt")"
 
 # 1. the tests that exercise CUDA
-t=$(limit 120 300)
+t=$(limit 90 310)
 if [ "$t" -le 0 ]; then
   say "tests: skipped, no time left"
 elif "$PY" -c 'import pytest' 2>/dev/null; then
@@ -76,7 +76,7 @@ else
 fi
 
 # 2. the device's matmul peaks
-timeout -k 5 "$(( $(limit 30 270) + 1 ))" "$PY" benchmarks/gpu_flops.py peak --out "$OUT/peak.json" > /dev/null 2> "$OUT/peak.err"
+timeout -k 5 "$(( $(limit 20 290) + 1 ))" "$PY" benchmarks/gpu_flops.py peak --out "$OUT/peak.json" > /dev/null 2> "$OUT/peak.err"
 say "peak: $("$PY" -c "import json; d=json.load(open('$OUT/peak.json')); print(f\"bf16 {d['bf16_matmul_flops_per_s']/1e12:.0f} TFLOP/s, fp32 {d['fp32_ieee_matmul_flops_per_s']/1e12:.0f} TFLOP/s\")" 2>/dev/null || echo failed)"
 
 # the data
@@ -111,10 +111,10 @@ accuracies() {   # per-run accuracies of a study, one line per run
 }
 
 # 3. a study slice on CUDA with its per-run accuracies (the data is decoded and cached here first)
-ablation slice "$(limit 90 200)" --seeds 0,1 --epochs 2 --train-subset 10000 $(solo_flag)
+ablation slice "$(limit 100 200)" --seeds 0,1 --epochs 2 --train-subset 10000 $(solo_flag)
 accuracies "$OUT/slice"
 if [ "$POP" = 1 ]; then
-  ablation slice_population "$(limit 45 170)" --seeds 0,1 --epochs 2 --train-subset 10000 --population 16
+  ablation slice_population "$(limit 40 160)" --seeds 0,1 --epochs 2 --train-subset 10000 --population 16
   accuracies "$OUT/slice_population"
 fi
 

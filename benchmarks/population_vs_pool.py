@@ -24,7 +24,6 @@ Only ratios measured in one run mean anything: absolute times move with the mach
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform

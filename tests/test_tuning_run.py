@@ -141,7 +141,7 @@ def test_a_tiny_tuned_study_runs_every_variant_at_every_grid_value(image_folder,
     spec.write_text(TUNED)
     out = tmp_path / "res"
     args = ["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
-            "--out", str(out), "--no-progress", "--precision", "fp32", "--workers", "1"]
+            "--out", str(out), "--no-progress", "--precision", "fp32", "--workers", "1", "--device", "cpu"]
     assert main(args + ["--no-report"]) == 0
     names = sorted(p.name for p in (out / "runs").glob("*.json"))
     assert names == ["baseline@lr0.001__seed0.json", "baseline@lr0.004__seed0.json",
@@ -160,6 +160,7 @@ def test_a_tiny_tuned_study_runs_every_variant_at_every_grid_value(image_folder,
     plain.write_text(TUNED.replace("[tuning]\nlr = [1e-3, 4e-3]\n", ""))
     assert main(["ablation", "--spec", str(plain), "--dataset", "imagefolder", "--data-dir", str(image_folder),
                  "--out", str(tmp_path / "plain"), "--no-progress", "--no-report", "--precision", "fp32",
+                 "--device", "cpu",
                  "--workers", "1", "--variants", "decay"]) == 0
     a = json.loads((out / "runs" / "decay@lr0.001__seed0.json").read_text())
     b = json.loads((tmp_path / "plain" / "runs" / "decay__seed0.json").read_text())

@@ -177,7 +177,8 @@ def test_a_tiny_two_workload_study_runs_every_variant_on_every_model(image_folde
     spec.write_text(TWO)
     out = tmp_path / "res"
     assert main(["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
-                 "--out", str(out), "--no-progress", "--precision", "fp32", "--workers", "1"]) == 0
+                 "--out", str(out), "--no-progress", "--precision", "fp32", "--workers", "1",
+                 "--device", "cpu"]) == 0
     names = sorted(p.name for p in (out / "runs").glob("*.json"))
     assert names == ["baseline@res__seed0.json", "baseline@tf__seed0.json", "drop@res__seed0.json", "drop@tf__seed0.json"]
     res = json.loads((out / "runs" / "drop@res__seed0.json").read_text())

@@ -39,7 +39,7 @@ from .forkserver import context as mp_context
 from .cohorts import Cohort, members, run_job
 from .runner import RunContext
 from .settings import RunSettings
-from .worker import EXIT_CUDA_ERROR, init_worker, warm_up, worker_run  # noqa: F401 - EXIT_CUDA_ERROR: tests
+from .worker import init_worker, warm_up, worker_run
 
 CRASHED = "its worker process died (killed, out of memory, or crashed)"
 

@@ -190,13 +190,16 @@ def train_epoch(net: PopulationNet, active: list[Member], precision: str, num_cl
     nlls = [torch.zeros((), dtype=torch.float64, device=device) for _ in active]
     for step in range(steps):
         xs, targets, ys = [], [], []
-        for m in active:
+        # every member's batch in one gather and one conversion (element-wise: the solo run's numbers)
+        idx_all = torch.stack([m.order[step * bs:(step + 1) * bs] for m in active])
+        x_all = images[idx_all.flatten()].float().div_(255.0).view(len(active), -1, *images.shape[1:])
+        y_all = labels[idx_all]
+        for j, m in enumerate(active):
             hooks = m.run.hooks
-            idx = m.order[step * bs:(step + 1) * bs]
-            x = images[idx].float().div_(255.0)
+            x = x_all[j]
             for aug in hooks.augment:
                 x = aug(x, m.run.streams.augment)
-            y = labels[idx]
+            y = y_all[j]
             t = y
             if hooks.augment_batch:
                 batch = Batch(x, y, num_classes)
