@@ -158,7 +158,9 @@ def test_unknown_dataset_kind():
         DataSource("mnist", ".")
 
 
-def test_cifar10_without_files_or_network_says_where_to_put_the_archive(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind, title, archive", [("cifar10", "CIFAR-10", "cifar-10-python.tar.gz"),
+                                                  ("cifar100", "CIFAR-100", "cifar-100-python.tar.gz")])
+def test_cifar_without_files_or_network_says_where_to_put_the_archive(tmp_path, monkeypatch, kind, title, archive):
     import torchvision.datasets.cifar as cifar
 
     def no_network(*a, **k):
@@ -166,10 +168,10 @@ def test_cifar10_without_files_or_network_says_where_to_put_the_archive(tmp_path
 
     monkeypatch.setattr(cifar, "download_and_extract_archive", no_network)
     with pytest.raises(DataError) as e:
-        load_dataset(DataSource("cifar10", str(tmp_path)), cache_dir=tmp_path / "c", progress=False)
+        load_dataset(DataSource(kind, str(tmp_path)), cache_dir=tmp_path / "c", progress=False)
     msg = str(e.value)
-    assert "download failed (OSError: network is unreachable)" in msg
-    assert f"put it into {tmp_path}" in msg and "cifar-10-python.tar.gz" in msg
+    assert msg.startswith(f"{title} is not in {tmp_path} and the download failed (OSError: network is unreachable)")
+    assert f"put it into {tmp_path}" in msg and archive in msg
     assert "--data-dir PATH" in msg and "DATA_DIR=PATH" in msg
     assert "--dataset imagefolder" in msg and "DATASET=imagefolder" in msg and "JPEG copy of CIFAR-10" in msg
     assert "\n" not in msg

@@ -109,3 +109,10 @@ def test_the_findings_of_a_fitted_fractional_design_name_its_chain():
     assert "f1: no detectable main effect; appears in the significant chain `f0*f2 = f1*f4`." in out
     assert "f4" not in [s.split(":")[0] for s in out]     # f4 has a main effect of its own (-2 points)
     assert out[-1] == QUIET.format("f3, f5")
+
+
+def test_an_unaliased_interaction_of_a_full_factorial_is_called_an_interaction_not_a_chain():
+    full = SIX.assign(aliases="")                     # a full factorial: every term stands alone
+    out = effect_findings(full)
+    assert "b: no detectable main effect; appears in the significant interaction `a*b`." in out
+    assert not any("significant chain" in line for line in out)

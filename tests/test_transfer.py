@@ -258,3 +258,12 @@ def test_the_notebook_api_of_a_multi_workload_study(multi):
     assert list(s.deltas["workload"].unique()) == ["small", "wide", "res"] and s.effects is None
     with pytest.raises(TricksError, match="its workloads: small, wide, res"):
         s.workload("nope")
+
+
+def test_a_multi_workload_study_with_no_finished_run_yet_still_reports(tmp_path):
+    everything = {(v, w, s) for s in SEEDS for w, *_ in WORKLOADS for v, _ in VARIANTS}
+    d = write_multi_study(tmp_path / "m", skip=everything)
+    text = build_report(d).read_text()
+    assert (d / "transfer.csv").is_file() and "transfer" in text.lower()
+    for w, *_ in WORKLOADS:
+        assert (d / "workloads" / w / "REPORT.md").is_file()

@@ -303,6 +303,14 @@ def test_report_lists_every_missing_grid_run(tmp_path):
     assert "lr=0.004 (1 of 3 seeds missing)" in text
 
 
+def test_a_tuned_study_with_no_finished_run_yet_still_reports(tmp_path):
+    d = write_tuned_study(tmp_path / "t", {})            # planned, nothing finished (a study just started)
+    text = build_report(d).read_text()
+    sel = pd.read_csv(d / "selection.csv")
+    assert sel["selected_lr"].isna().all() and list(sel["grid_points"]) == [0] * len(VARIANTS)
+    assert "## Tuned comparison" in text and "## Missing runs" in text
+
+
 def test_report_of_an_untuned_study_has_no_tuned_comparison(tmp_path):
     d = write_fake_study(tmp_path / "plain", {(v, s): 0.5 for v in ("baseline", "b") for s in (0, 1)},
                          [("baseline", None), ("b", "baseline")], [0, 1])

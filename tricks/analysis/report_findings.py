@@ -90,8 +90,9 @@ def effect_findings(effects: pd.DataFrame | None) -> list[str]:
     main = t[t["kind"] == "main"]
     for r in main[main["verdict"] == NOISE].itertuples():
         chains = [c for c in significant if r.term in chain_factors(c)]
-        if chains:
-            out.append(f"{r.term}: no detectable main effect; appears in the significant chain"
+        if chains:   # a term without aliases (a full factorial's) is an interaction, not a chain
+            kind = "chain" if any("=" in c for c in chains) else "interaction"
+            out.append(f"{r.term}: no detectable main effect; appears in the significant {kind}"
                        f"{'s' if len(chains) > 1 else ''} " + " and ".join(f"`{c}`" for c in chains) + ".")
     quiet = [r.term for r in main.itertuples()     # the only "nothing detectable" claim made: strict
              if all(c.verdict == NOISE and covers_zero(c) for c in t.itertuples() if r.term in chain_factors(c.chain))]

@@ -83,7 +83,7 @@ def tuning_runs(data: StudyData) -> pd.DataFrame:
 def _at(runs: pd.DataFrame, variant: str, lr: float) -> pd.DataFrame:
     """The runs of ``variant`` at grid value ``lr``."""
     sub = runs[runs["variant"] == variant]
-    return sub[[same_lr(x, lr) for x in sub["tuned_lr"]]]
+    return sub[np.array([same_lr(x, lr) for x in sub["tuned_lr"]], dtype=bool)]   # a mask, even when empty
 
 
 def _why_not(at: pd.DataFrame, seeds: list[int], metric: str) -> str:
