@@ -255,6 +255,8 @@ def _transfer_markdown(data: StudyData, views: dict[str, StudyData], table: pd.D
             cols[w["name"]] = [_cell(r) for r in at.loc[verdicts["variant"]].itertuples()]
         pooled = table[table["workload"] == X.POOLED].set_index("variant").loc[verdicts["variant"]]
         cols["pooled [RE 95% CI]"] = [_cell(r).strip() or "none" for r in pooled.itertuples()]
+        cols["Hartung-Knapp 95% CI"] = [f"[{pct(a, True)}, {pct(b, True)}]" if a == a else "n/a"
+                                        for a, b in zip(pooled["hk_ci_low"], pooled["hk_ci_high"])]
         cols["I²"] = [f"{100 * x:.0f}%" if x == x else "n/a" for x in pooled["i2"]]
         cols["transfer"] = list(verdicts["transfer"])
         lines += [f"## Transfer table: paired deltas in micro-F1 vs {ref} (points, 95% CI, Holm verdict)", "",

@@ -208,7 +208,8 @@ def pooled_said(p) -> str:
     """'pooled +1.10 pts, random-effects 95% CI [+0.20, +2.00], I^2 = 12%, tau = 0.40 pts (k = 3)'."""
     if p is None or not math.isfinite(p.delta):
         return "no pooled estimate" + (f" ({p.note})" if p is not None and p.note else "")
-    return (f"pooled {pct(p.delta, True)} pts, random-effects 95% CI [{pct(p.ci_low, True)}, {pct(p.ci_high, True)}], "
+    return (f"pooled {pct(p.delta, True)} pts, random-effects 95% CI [{pct(p.ci_low, True)}, {pct(p.ci_high, True)}] "
+            f"(Hartung-Knapp, t on k - 1 df: [{pct(p.hk_ci_low, True)}, {pct(p.hk_ci_high, True)}]), "
             f"I² = {100 * p.i2:.0f}%, tau = {pct(math.sqrt(max(p.tau2, 0.0)))} pts, Q-test p = {fmt_p(p.q_p)} "
             f"(k = {int(p.k)})")
 
