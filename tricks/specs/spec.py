@@ -29,7 +29,6 @@ Everything is validated here; ``load_spec`` returns a ``Spec`` or raises ``SpecE
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +40,9 @@ from .models import DEFAULT_MODEL, MODELS
 from .tuning import Tuning, parse_tuning, peak_lr
 from .workloads import Workload, parse_workloads
 from .spec_values import (  # noqa: F401  (check_seeds: re-exported for the CLI)
-    _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds,
+    NAME_RE, _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds,
 )
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution", "tuning",
             "model", "workloads"}
 FACTOR_KEYS = {"name", "tricks"}

@@ -5,9 +5,13 @@ Used by ``spec.py``; ``check_seeds`` is also re-exported there (the CLI checks `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import SpecError
+
+# names of specs, variants, factors and workloads: they become parts of file names
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _where(path: str) -> str:

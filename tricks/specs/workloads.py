@@ -18,16 +18,14 @@ files, the ``workload`` column) and the transfer report. Every workload uses the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecError
 from .models import DEFAULT_MODEL, MODELS
-from .spec_values import _check_keys, _int, _str
+from .spec_values import NAME_RE, _check_keys, _int, _str
 
 WORKLOAD_KEYS = {"name", "model", "epochs", "train_subset"}
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_WORKLOADS = 16
 
 
