@@ -208,3 +208,14 @@ def test_the_report_defines_p_better_gives_mde_holm_and_the_test_sets_own_uncert
     assert ("On 10,000 test images one accuracy carries a binomial sampling half-width (Wilson 95%) of about ±0.90 "
             "points at baseline's mean accuracy of 70.00%") in text
     assert text.index("Test-set sampling:") < text.index("## Paired deltas")
+
+
+def test_training_images_are_the_split_less_validation_or_the_subset():
+    from tricks.analysis.report_header import trained_images
+
+    assert trained_images({"train_subset": None, "validation": 5000}, {"train_images": 50000}) == \
+        "45000 (the training split less the 5000 validation images)"
+    assert trained_images({"train_subset": 20000, "validation": 5000}, {"train_images": 50000}) == \
+        "20000 (class-balanced subset)"
+    assert trained_images({"train_subset": None, "validation": 0}, {"train_images": 50000}) == \
+        "50000 (the whole training split)"

@@ -226,7 +226,7 @@ def test_the_report_of_a_multi_workload_study(multi):
     text = path.read_text()
     for part in ("# Transfer report: transfer", "## What was run", "## Transfer findings", "## Transfer table",
                  "## Procedure", "(figures/transfer_forest.png)", "(workloads/res/REPORT.md)",
-                 "| wide | `cifar10_3c3d` | 895,210 | 2 | 200 | 20 of 20 |", "**helps** transfers",
+                 "| wide | `cifar10_3c3d` | imagefolder | 895,210 | 2 | 200 | 20 of 20 |", "**helps** transfers",
                  "Paule-Mandel"):
         assert part in text, part
     kept = ("transfer.csv", "workloads/res/REPORT.md", "workloads/res/deltas.csv")
@@ -267,3 +267,14 @@ def test_a_multi_workload_study_with_no_finished_run_yet_still_reports(tmp_path)
     assert (d / "transfer.csv").is_file() and "transfer" in text.lower()
     for w, *_ in WORKLOADS:
         assert (d / "workloads" / w / "REPORT.md").is_file()
+
+
+def test_the_transfer_report_names_each_device_with_its_gpu(multi):
+    import json
+
+    for p in (multi / "runs").glob("*@res__*.json"):
+        rec = json.loads(p.read_text())
+        rec["provenance"] = {**rec.get("provenance", {}), "device": "cuda:0", "gpu": "NVIDIA H200"}
+        write_json(p, rec)
+    line = next(x for x in build_report(multi).read_text().splitlines() if x.startswith("- device:"))
+    assert line.startswith("- device: cpu, cuda:0 / NVIDIA H200; CPU:"), line

@@ -284,6 +284,8 @@ def test_report_of_a_tuned_study_adds_the_tuned_comparison(study, tmp_path):
     assert "## Tuned comparison" in text and "### Selected learning rates" in text
     assert "(figures/lr_sensitivity.png)" in text and "ties go to the smaller LR" in text
     assert "not biased by test-set selection" in text and "**trick** helps at its default LR" in text
+    compute = sum(json.loads(f.read_text()).get("wall_seconds", 0.0) for f in (study / "runs").glob("*.json")) / 60
+    assert f"with every seed: 36 finished runs, {compute:.1f} min of compute summed over them" in text
     # the main body is the default view: its tables are those of the untuned study at the default LRs
     plain = write_fake_study(tmp_path / "plain", {(n, s): TEST[n][1e-3][s] for n in TEST for s in SEEDS},
                              [(n, b) for n, b, _ in VARIANTS], SEEDS)

@@ -15,11 +15,14 @@ from torch import nn
 from tricks.cli import main
 from tricks.errors import SpecError
 from tricks.plugins import load_plugins, parse_spec
+from tricks.running.records import load_runs
 from tricks.running.settings import RunSettings
 from tricks.specs.models import MODELS, Model, Sites, register_model
 from tricks.training.model import count_parameters
 from tricks.training.models import describe
 from tricks.training.recipe import build_recipe
+
+from .conftest import make_image_folder
 
 REPO = Path(__file__).resolve().parent.parent
 # (parameters with 10 classes, forward MFLOP per image, rounded)
@@ -154,8 +157,13 @@ tricks = [{ name = "dropout", p = 0.2, after = ["conv"] }]
     (('name = "two"', 'name = "two"\nmodel = "tf_cnn"'),
      "give either model = ... or [[workloads]]"),
     (('name = "res"', 'name = "tf"'), "workload name 'tf' is used twice"),
-    (('train_subset = 30', 'steps = 30'), "workload #2: unknown key(s) 'steps'; valid: epochs, model, name, train_subset"),
+    (('train_subset = 30', 'steps = 30'),
+     "workload #2: unknown key(s) 'steps'; valid: data_dir, dataset, epochs, model, name, train_subset"),
     (('model = "resnet8"', 'model = "resnet99"'), "workload 'res' 'model': unknown model 'resnet99'"),
+    (('train_subset = 30', 'dataset = "mnist"'),
+     "workload 'res' 'dataset': unknown dataset 'mnist'; valid: cifar10, cifar100, imagefolder"),
+    (('train_subset = 30', 'data_dir = " "'), "workload 'res' 'data_dir' must be a directory path"),
+    (('train_subset = 30', 'data_dir = 3'), "workload 'res' 'data_dir' must be a string, got 3"),
 ])
 def test_bad_workloads_are_refused_in_one_line(edit, message):
     with pytest.raises(SpecError, match=re.escape(message)):
@@ -195,3 +203,39 @@ def test_a_tiny_two_workload_study_runs_every_variant_on_every_model(image_folde
     assert transfer[0].startswith("variant,") and sum(",res," in r or ",tf," in r for r in transfer) == 2
     assert (out / "workloads" / "tf" / "REPORT.md").is_file() and (out / "workloads" / "res" / "deltas.csv").is_file()
     assert "transfer" in (out / "REPORT.md").read_text().lower()
+
+
+def test_a_workload_with_its_own_dataset_trains_and_is_scored_on_it(image_folder, tmp_path):
+    """Workload 'four' trains on a 4-class folder of its own, the other on the study's 3-class one, in
+    two worker processes (they map both datasets' caches); a second invocation retrains nothing."""
+    four = make_image_folder(tmp_path / "four", classes=("blue", "green", "red", "teal"), n_train=8, n_test=5)
+    spec = tmp_path / "own.toml"
+    spec.write_text(TWO.replace('model = "resnet8"\ntrain_subset = 30', f'model = "tf_cnn"\ndata_dir = "{four}"')
+                    .replace('name = "res"', 'name = "four"'))
+    out = tmp_path / "res"
+    argv = ["ablation", "--spec", str(spec), "--dataset", "imagefolder", "--data-dir", str(image_folder),
+            "--out", str(out), "--no-progress", "--precision", "fp32", "--workers", "2", "--device", "cpu"]
+    assert main(argv) == 0
+    runs = {(r["variant"], r["workload"]): r for r in load_runs(out)}
+    assert len(runs) == 4
+    for v in ("baseline", "drop"):
+        mine, study = runs[(v, "four")], runs[(v, "tf")]
+        assert mine["classes"] == ["blue", "green", "red", "teal"] and study["classes"] == ["blue", "green", "red"]
+        assert len(mine["metrics"]["confusion_matrix"]) == 4 and len(study["metrics"]["confusion_matrix"]) == 3
+        assert sum(map(sum, mine["metrics"]["confusion_matrix"])) == 20     # scored on its own 4 x 5 test images
+        assert mine["settings"]["data_root"] == str(four) and "data_root" not in study["settings"]
+        assert mine["settings"]["data_sha256"] != study["settings"]["data_sha256"]
+        assert mine["dataset"]["train_images"] == 32 and study["dataset"]["train_images"] == 60
+    manifest = json.loads((out / "study.json").read_text())
+    assert manifest["workloads"][1]["data_dir"] == str(four) and "data_dir" not in manifest["workloads"][0]
+    assert list(manifest["workload_datasets"]) == ["four"] and len(manifest["workload_datasets"]["four"]["classes"]) == 4
+    assert manifest["dataset"]["classes"] == ["blue", "green", "red"]
+    # the workload's report and the transfer report's table name its own dataset
+    assert "32 train / 20 test" in (out / "workloads" / "four" / "REPORT.md").read_text()
+    assert "| four | `tf_cnn` | imagefolder |" in (out / "REPORT.md").read_text()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    assert main(argv[:-4] + ["--workers", "1", "--device", "cpu"]) == 0           # nothing to train again
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == stamps
+    # the data_dir is a label, the checksum a setting: the same key wherever the dataset lies
+    s = RunSettings.from_dict(runs[("drop", "four")]["settings"])
+    assert RunSettings.from_dict({**runs[("drop", "four")]["settings"], "data_root": "/elsewhere"}).key() == s.key()

@@ -32,12 +32,14 @@ from . import transfer as X
 # its names stay importable from here.
 from .report_findings import effect_findings, findings  # noqa: F401
 from .report_findings import fmt_p, pct
-from .report_text import FIGURES as TEXT_FIGURES, _cpus, _revisions, _table, render_markdown
+from .report_header import md_table
+from .report_text import FIGURES as TEXT_FIGURES, render_markdown
 from .stats import comparisons, delta_table, summarize
 from .studydata import StudyData, load_study
 from . import tuning as T
 from .tuning_figure import CAPTION as TUNED_CAPTION, FIGURE as TUNED_FIGURE, lr_sensitivity
-from .transfer_figure import CAPTION as FOREST_CAPTION, FIGURE as FOREST, forest_plot
+from .transfer_figure import FIGURE as FOREST, forest_plot
+from .transfer_text import transfer_markdown
 
 DESIGN_FIGURES = ("effects.png", "interactions.png")   # drawn for factorial and fractional designs only
 FACTORIAL_DESIGNS = ("factorial", "fractional")   # the designs whose effects are estimated
@@ -132,10 +134,13 @@ def _tuned_section(t: T.Tuned, drawn: bool) -> list[str]:
     better = "highest" if T.SELECT_ON[on] == "higher" else "lowest"
     mean = pct if on == "val_accuracy" else (lambda x: "n/a" if x != x else f"{x:.4g}")
     out = sel[~sel["default_in_grid"]]
+    recs = t.data.records
     lines = ["## Tuned comparison", "",
              f"Every variant was trained at each of the {len(grid)} peak learning rates of the grid "
              f"({', '.join(f'{x:g}' for x in grid)}; per optimizer step, the variant's schedule scaled to peak "
-             f"there) with every seed. A variant's selected LR is the grid value with the {better} mean over seeds "
+             f"there) with every seed: {len(recs)} finished runs, "
+             f"{sum(r.get('wall_seconds', 0.0) for r in recs) / 60:.1f} min of compute summed over them (the "
+             "compute under 'What was run' counts the main view's runs only). A variant's selected LR is the grid value with the {better} mean over seeds "
              f"of the final epoch's `{on}`, on the validation split only (no test metric is read); ties go to the "
              "smaller LR, and a grid value counts only if every planned seed of it finished without diverging. "
              f"The tuned comparison pits each variant at its own selected LR against {ref} at {ref}'s selected LR, "
@@ -147,7 +152,7 @@ def _tuned_section(t: T.Tuned, drawn: bool) -> list[str]:
              f"it is not biased by test-set selection. The sections above show each variant at {t.shown}."
              + (" Not in them (default LR not a grid value): " + ", ".join(
                  f"{r.variant} ({_lr(r.default_lr)})" for r in out.itertuples()) + "." if len(out) else ""), "",
-             "### Selected learning rates", "", _table(pd.DataFrame({
+             "### Selected learning rates", "", md_table(pd.DataFrame({
                  "variant": sel["variant"], "default LR": sel["default_lr"].map(_lr),
                  "default in grid": sel["default_in_grid"].map({True: "yes", False: "no"}),
                  "selected LR": sel["selected_lr"].map(_lr), f"mean {on}": sel["select_mean"].map(mean),
@@ -163,7 +168,7 @@ def _tuned_section(t: T.Tuned, drawn: bool) -> list[str]:
                 f"{p} 95% CI": [f"[{pct(a, True)}, {pct(b, True)}]"
                                 for a, b in zip(d[f"{p}_ci_low"], d[f"{p}_ci_high"])],
                 f"{p} Holm p": d[f"{p}_p_holm"].map(fmt_p), f"{p} verdict": d[f"{p}_verdict"]})
-        lines += [f"### Default vs tuned LRs: paired deltas in micro-F1 vs {ref}", "", _table(pd.DataFrame(cols)), ""]
+        lines += [f"### Default vs tuned LRs: paired deltas in micro-F1 vs {ref}", "", md_table(pd.DataFrame(cols)), ""]
     lines += ["### Tuning findings", "", *[f"- {f}" for f in T.tuning_findings(d, sel)], ""]
     if drawn:
         lines += [f"### {TUNED_CAPTION}", "", f"![{TUNED_FIGURE}](figures/{TUNED_FIGURE})", ""]
@@ -193,102 +198,9 @@ def _transfer_report(directory: Path, data: StudyData) -> Path:
     write_atomic(directory / X.TABLE, table.to_csv(index=False, float_format="%.6g"))
     drawn = bool(len(table)) and bool(forest_plot(table, directory / "figures" / FOREST))
     path = directory / "REPORT.md"
-    write_atomic(path, _transfer_markdown(data, views, table, verdicts, drawn))
+    write_atomic(path, transfer_markdown(data, views, table, verdicts, drawn, WORKLOADS_DIR))
     return path
 
-
-def _counted(values: list, fallback: str = "n/a") -> str:
-    """'122,570', '122,570 to 123,082' (values differ between runs), or ``fallback``."""
-    v = sorted(set(values))
-    return fallback if not v else f"{v[0]:,}" if len(v) == 1 else f"{v[0]:,} to {v[-1]:,}"
-
-
-def _workload_rows(views: dict[str, StudyData], workloads: list[dict]) -> pd.DataFrame:
-    """What ran on each workload: model, parameters (the reference's runs), epochs, training images, runs."""
-    rows = []
-    for w in workloads:
-        v = views[w["name"]]
-        m, recs = v.manifest, v.records
-        ref = [r for r in recs if r["variant"] == v.reference] or recs
-        images = m["train_subset"] or m["dataset"].get("train_images") or "n/a"
-        rows.append({"workload": w["name"], "model": f"`{w['model']}`",
-                     "parameters": _counted([r["parameters"] for r in ref if "parameters" in r]),
-                     "epochs": m["epochs"],
-                     "training images": _counted([r["train_images"] for r in recs if "train_images" in r],
-                                                 f"{images:,}" if isinstance(images, int) else images),
-                     "runs finished": f"{len(recs)} of {len(m['runs'])}",
-                     "report": f"[{WORKLOADS_DIR}/{w['name']}/REPORT.md]({WORKLOADS_DIR}/{w['name']}/REPORT.md)"})
-    return pd.DataFrame(rows)
-
-
-def _cell(r) -> str:
-    """'+1.20 [+0.50, +1.90] improvement'; what is not there is left out ('too few seeds')."""
-    ci = f" [{pct(r.ci_low, True)}, {pct(r.ci_high, True)}]" if math.isfinite(r.ci_low) else ""
-    return (f"{pct(r.delta, True)}{ci} " if math.isfinite(r.delta) else "") + r.verdict
-
-
-def _transfer_markdown(data: StudyData, views: dict[str, StudyData], table: pd.DataFrame, verdicts: pd.DataFrame,
-                       drawn: bool) -> str:
-    """The top-level REPORT.md of a multi-workload study: what ran, the transfer table, findings, figure, procedure."""
-    m, recs, ws = data.manifest, data.records, X.workloads_of(data.manifest)
-    ds, ref = m["dataset"], data.reference
-    devices = sorted({(r.get("provenance") or {}).get("device", "?") for r in recs})
-    lines = [f"# Transfer report: {m['spec']['name']}", "",
-             "_Generated by `tricks figures` from the stored runs in this directory; every number below is "
-             "computed from them, so regenerating it gives the same file._", "",
-             m["spec"].get("description", ""), "", "## What was run", "",
-             f"- spec: `{m['spec'].get('path', '')}`: {len(data.order)} variants on {len(ws)} workloads, every "
-             f"variant on every workload with the same seeds ({', '.join(map(str, m['seeds']))}); batch: "
-             f"{m['batch_size']}; precision: {m.get('precision', 'fp32')}",
-             f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
-             f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
-             f"- device: {', '.join(devices) or 'n/a'}; CPU: {', '.join(_cpus(recs)) or 'n/a'}; code: git "
-             f"{', '.join(_revisions(recs)) or 'unknown'}; compute: "
-             f"{sum(r.get('wall_seconds', 0.0) for r in recs) / 60:.1f} min summed over {len(recs)} finished runs",
-             f"- missing runs: {len(data.missing)}; corrupted run files: {len(data.corrupted)} (each workload's "
-             "report names its own)", "", _table(_workload_rows(views, ws)), ""]
-    lines += ["## Transfer findings", "", *[f"- {f}" for f in X.transfer_findings(table, verdicts)], ""]
-    if len(verdicts):
-        cols = {"trick": [f"{v} vs {ref}" for v in verdicts["variant"]]}
-        for w in ws:
-            at = table[table["workload"] == w["name"]].set_index("variant")
-            cols[w["name"]] = [_cell(r) for r in at.loc[verdicts["variant"]].itertuples()]
-        pooled = table[table["workload"] == X.POOLED].set_index("variant").loc[verdicts["variant"]]
-        cols["pooled [RE 95% CI]"] = [_cell(r).strip() or "none" for r in pooled.itertuples()]
-        cols["Hartung-Knapp 95% CI"] = [f"[{pct(a, True)}, {pct(b, True)}]" if a == a else "n/a"
-                                        for a, b in zip(pooled["hk_ci_low"], pooled["hk_ci_high"])]
-        cols["I²"] = [f"{100 * x:.0f}%" if x == x else "n/a" for x in pooled["i2"]]
-        cols["transfer"] = list(verdicts["transfer"])
-        lines += [f"## Transfer table: paired deltas in micro-F1 vs {ref} (points, 95% CI, Holm verdict)", "",
-                  _table(pd.DataFrame(cols)), ""]
-    if drawn:
-        lines += ["## Figure", "", f"### {FOREST_CAPTION}", "", f"![{FOREST}](figures/{FOREST})", ""]
-    lines += ["## Procedure", "",
-              "Each workload is analysed as a study of its own (its report, linked above): each trick against "
-              f"{ref}, paired on the seeds where both finished, by a paired t-test on test micro-F1 with a 95% "
-              "t-interval, Holm-adjusted over that workload's comparisons (its deltas.csv). A trick **transfers** "
-              "when it is beyond noise (Holm p < 0.05) with the same sign on every workload, **reverses** when it "
-              "is beyond noise in opposite directions on two workloads, **depends on the workload** when it is "
-              "beyond noise on some and within noise on others, is **within noise everywhere** when within noise on "
-              "each, and is **not decided** when a workload has no verdict (too few seeds, diverged) and the "
-              "others agree; no adjustment is made across workloads, so 'transfers' asks for a "
-              "separate Holm-significant result on each. The pooled estimate is a random-effects meta-analysis "
-              f"of the workloads' deltas ({X.METHOD_NAME}: statsmodels' `combine_effects`, "
-              f"`method_re=\"{X.METHOD_RE}\"`, which keeps tau² at or above zero; its DerSimonian-Laird option "
-              "does not), each workload's variance delta_std²/n taken as known and weighted by 1/(variance + "
-              "tau²); the interval is its normal 95% interval. tau² is the variance of the true effect between "
-              "workloads, I² = max(0, (Q - (k - 1)) / Q) the share of the spread between workloads beyond what "
-              "seed noise explains, and the Q-test p tests equal effects on every workload. With few seeds the "
-              "variances are themselves noisy, and with few workloads tau² is imprecise and the normal interval "
-              "optimistic: transfer.csv also gives the Hartung-Knapp interval (`hk_ci_low`, `hk_ci_high`, a t "
-              "with k - 1 df) and the fixed-effect estimate (`fe_*`). The classes do not use the pooled row.", "",
-              "## Files", "", "- `transfer.csv`: one row per (trick, workload) from that workload's deltas, and "
-              "one `pooled` row per trick (`k`, `tau2`, `i2`, `q`, `q_p`, `fe_*`, `hk_ci_*`, `note`)",
-              f"- `{WORKLOADS_DIR}/<name>/`: each workload's runs.csv, summary.csv, deltas.csv, deltas_by_epoch.csv "
-              "(effects.csv for designs), figures and REPORT.md",
-              "- `runs.csv`: every run (its `workload`, `model` and `dataset` columns); `runs/*.json`: each run",
-              f"- regenerate everything here with `tricks figures --results {data.directory}` (no training)", ""]
-    return "\n".join(lines)
 
 if __name__ == "__main__":  # pragma: no cover
     import sys

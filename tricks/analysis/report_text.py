@@ -4,7 +4,6 @@ tables and figure captions. Reads only the stored runs' tables (no torch, no dra
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
@@ -14,30 +13,12 @@ from ..running.records import run_stem
 from .report_findings import effect_findings, effects_section, findings, fmt_p, pct
 from .sequential import until_line
 from .stats import ALPHA, wilson_interval
+from .report_header import (GENERATED, cpus, dataset_line, denormals, device_names, elapsed_minutes,
+                            md_table, revisions, skipped_images, trained_images)
 from .studydata import StudyData
 
 FIGURES = ("micro_f1.png", "deltas.png", "effects.png", "interactions.png", "confusion_matrices.png",
            "per_class_f1.png", "learning_curves.png", "lr_schedule.png")   # in the order they appear
-SKIPPED_SHOWN = 10   # unreadable image paths named in the report (the dataset description keeps 10)
-
-
-def _revisions(records: list[dict]) -> list[str]:
-    """The git revisions the runs were made at, each marked if the tree had uncommitted changes."""
-    dirty: dict[str, bool] = {}
-    for r in records:
-        g = (r.get("provenance") or {}).get("git") or {}
-        rev = (g.get("revision") or "unknown")[:12]
-        dirty[rev] = dirty.get(rev, False) or bool(g.get("dirty"))
-    return [f"`{rev}`" + (" (with uncommitted changes)" if d else "") for rev, d in sorted(dirty.items())]
-
-
-def _elapsed_minutes(records: list[dict]) -> float:
-    """Wall time of the study as the runs record it: first start (finish minus run time) to last finish."""
-    times = [(datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp(), r.get("wall_seconds", 0.0))
-             for r in records if r.get("finished_at")]
-    if not times:
-        return math.nan
-    return (max(t for t, _ in times) - min(t - w for t, w in times)) / 60
 
 
 def _rel(path: str, directory: Path) -> str:
@@ -46,41 +27,6 @@ def _rel(path: str, directory: Path) -> str:
         return str(p.relative_to(directory))
     except ValueError:
         return str(p)
-
-
-def _cpus(recs: list[dict]) -> list[str]:
-    """Each CPU model the runs trained on, with its run count where there is more than one."""
-    counts: dict[str, int] = {}
-    for r in recs:
-        cpu = (r.get("provenance") or {}).get("cpu", "?")
-        counts[cpu] = counts.get(cpu, 0) + 1
-    return list(counts) if len(counts) < 2 else [f"{c} ({n} runs)" for c, n in counts.items()]
-
-
-def _denormals(recs: list[dict]) -> str:
-    """How the CPU runs treated subnormal floats (engine.FLUSH_DENORMALS), when any record says."""
-    said = [p["denormals"] for p in ((r.get("provenance") or {}) for r in recs) if "denormals" in p]
-    if not said:
-        return ""
-    flushed = said.count("flushed")
-    return (f"; subnormal floats flushed to zero in {flushed} of {len(recs)} runs (the others kept them; "
-            "see docs/benchmarks.md, 'Subnormals flushed to zero')" if flushed < len(recs) else
-            "; subnormal floats flushed to zero")
-
-
-def _skipped_images(manifest: dict, recs: list[dict]) -> str:
-    """The report's line on images the loader could not decode and left out ('' when none), from the
-    dataset description's ``skipped_images`` (count, and up to SKIPPED_SHOWN example paths) in
-    study.json, or in the run records where study.json predates that key."""
-    for ds in [manifest.get("dataset"), *(r.get("dataset") for r in recs)]:
-        skipped = ds.get("skipped_images") if isinstance(ds, dict) else None
-        if isinstance(skipped, dict) and skipped.get("count", 0) > 0:
-            n = skipped["count"]
-            shown = list(skipped.get("examples") or [])[:min(n, SKIPPED_SHOWN)]
-            return (f"- skipped {n} unreadable image(s) when decoding, so no run trained or tested on them"
-                    + (": " + ", ".join(f"`{e}`" for e in shown) if shown else "")
-                    + (f" and {n - len(shown)} more" if shown and n > len(shown) else ""))
-    return ""
 
 
 def _diverged(recs: list[dict]) -> list[str]:
@@ -148,14 +94,6 @@ def _test_set(summary: pd.DataFrame, reference: str, images: int | None) -> tupl
                     "distribution. Neither the seed intervals nor the paired tests include it.")
 
 
-def _table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
 def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, drawn: set[str],
                     effects: pd.DataFrame | None = None, extra: Sequence[str] = ()) -> str:
     """REPORT.md; ``extra``: lines of further sections (a tuned study's), placed before the Figures."""
@@ -165,29 +103,23 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
     prov = recs[0]["provenance"] if recs else {}
     compute = sum(r.get("wall_seconds", 0.0) for r in recs)
     finished = sorted(r.get("finished_at", "") for r in recs if r.get("finished_at"))
-    elapsed = _elapsed_minutes(recs)
+    elapsed = elapsed_minutes(recs)
     engines = sorted({str((r.get("settings") or {}).get("engine", "?")) for r in recs})
-    devices = sorted({r["provenance"].get("device", "?") + (" / " + r["provenance"]["gpu"]
-                                                            if r["provenance"].get("gpu") else "")
-                      for r in recs})
-    lines = [f"# Report: {m['spec']['name']}", "",
-             "_Generated by `tricks figures` from the stored runs in this directory; every number below is "
-             "computed from them, so regenerating it gives the same file._", "",
+    devices = device_names(recs)
+    lines = [f"# Report: {m['spec']['name']}", "", GENERATED, "",
              m["spec"].get("description", ""), "", "## What was run", "",
              f"- spec: `{m['spec'].get('path', '')}` ({len(data.order)} variants); seeds: "
              f"{', '.join(map(str, m['seeds']))}; epochs: {m['epochs']}; batch: {m['batch_size']}; "
-             f"training images: {m['train_subset'] or ds.get('train_images')} "
-             f"({'class-balanced subset' if m['train_subset'] else 'the whole training split'}); "
+             f"training images: {trained_images(m, ds)}; "
              f"precision: {m.get('precision', 'fp32')}"
              + (f"; validation: {m['validation']} class-balanced images held out of training (read by callbacks "
                 "and metric-driven schedules; final metrics are on the test split)" if m.get("validation") else ""),
-             f"- dataset: {ds.get('kind')} at `{ds.get('root')}`, {ds.get('train_images')} train / "
-             f"{ds.get('test_images')} test images, sha256 of the decoded tensors `{ds.get('sha256', '')[:16]}…`",
-             *[line for line in [_skipped_images(m, recs), until_line(m.get("until"))] if line],
-             f"- device: {', '.join(devices) or 'n/a'}; CPU: {', '.join(_cpus(recs)) or 'n/a'}; "
+             dataset_line(ds),
+             *[line for line in [skipped_images(m, recs), until_line(m.get("until"))] if line],
+             f"- device: {', '.join(devices) or 'n/a'}; CPU: {', '.join(cpus(recs)) or 'n/a'}; "
              f"workers: {m.get('workers')}; torch {prov.get('packages', {}).get('torch', '?')}"
-             + _denormals(recs),
-             f"- code: git {', '.join(_revisions(recs)) or 'unknown'}; engine version {', '.join(engines) or '?'} "
+             + denormals(recs),
+             f"- code: git {', '.join(revisions(recs)) or 'unknown'}; engine version {', '.join(engines) or '?'} "
              "(part of every run's settings: runs from another engine version are never mixed in)",
              f"- compute: {compute / 60:.1f} min summed over {len(recs)} finished runs"
              + (f"; elapsed from the first run's start to the last run's end: {elapsed:.1f} min, any pauses "
@@ -243,7 +175,7 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
                    for a, b, n in zip(s["micro_f1_ci_low"], s["micro_f1_ci_high"], s["note"])],
         "macro-F1 %": s["macro_f1_mean"].map(pct)})
     show["test-set 95% CI"], sampling = _test_set(s, data.reference, ds.get("test_images"))
-    lines += ["## Summary (micro-F1 = accuracy for single-label data)", "", _table(show), "",
+    lines += ["## Summary (micro-F1 = accuracy for single-label data)", "", md_table(show), "",
               *([sampling, ""] if sampling else [])]
     if len(deltas):
         d = deltas
@@ -256,9 +188,9 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
             "MDE pts": d["mde"].map(pct), "MDE Holm pts": d["mde_holm"].map(pct),
             "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
             "verdict": d["verdict"]})
-        lines += ["## Paired deltas (micro-F1)", "", _table(show), ""]
+        lines += ["## Paired deltas (micro-F1)", "", md_table(show), ""]
     if effects is not None and len(effects):
-        lines += effects_section(effects, _table)
+        lines += effects_section(effects, md_table)
     lines += list(extra)
     captions = {
         "micro_f1.png": "Micro-F1 per variant: bar at the mean, 95% t-interval, one dot per seed.",

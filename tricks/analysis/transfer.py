@@ -61,7 +61,8 @@ VERDICT_COLUMNS = ["variant", "against", "transfer", "workloads", "improvement",
 
 
 def workloads_of(manifest: dict) -> list[dict]:
-    """The study's workloads ({"name", "model", "epochs", "train_subset"}), [] for a single-workload study."""
+    """The study's workloads ({"name", "model", "epochs", "train_subset"[, "dataset", "data_dir"]}), [] for a
+    single-workload study."""
     return [dict(w) for w in manifest.get("workloads") or []]
 
 
@@ -79,13 +80,14 @@ def _settled(records: list[dict], key: str, fallback):
 def workload_view(data: StudyData, name: str) -> StudyData:
     """The study on workload ``name`` only: its records, planned runs, missing runs, failures and corrupted
     run files. The manifest has no ``workloads``; its epochs and train_subset are the ones the workload's
-    runs recorded (else its overrides, else the study's)."""
+    runs recorded (else its overrides, else the study's), its dataset the workload's own if it has one."""
     names = [w["name"] for w in workloads_of(data.manifest)]
     if name not in names:
         raise TricksError(f"study '{data.manifest['spec']['name']}' has no workload {name!r}; its workloads: "
                           f"{', '.join(names) or 'none (a single-workload study)'}")
     m = copy.deepcopy(data.manifest)
     w = m.pop("workloads")[names.index(name)]
+    m["dataset"] = m.pop("workload_datasets", {}).get(name, m["dataset"])   # its own dataset, if it has one
     m["runs"] = [r for r in m["runs"] if r.get("workload") == name]
     records = [r for r in data.records if r.get("workload") == name]
     m["epochs"] = _settled(records, "epochs", w.get("epochs") or m["epochs"])

@@ -51,7 +51,9 @@ def cmd_list(args) -> int:
         if spec.multi_workload or spec.workloads[0].model != "tf_cnn":
             for w in spec.workloads:
                 print(f"  workload {w.name or '(the only one)'}: model {w.model}"
-                      + (f", {w.epochs} epochs" if w.epochs else "") + (f", subset {w.train_subset}" if w.train_subset else ""))
+                      + (f", {w.epochs} epochs" if w.epochs else "") + (f", subset {w.train_subset}" if w.train_subset else "")
+                      + (f", dataset {w.dataset or '(--dataset)'} in {w.data_dir or '--data-dir'}"
+                         if w.dataset or w.data_dir else ""))
         for v in spec.variants:
             tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
             peak = f" (peak LR {peak_lr(v.tricks):g})" if spec.tuning else ""

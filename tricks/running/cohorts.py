@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..errors import TricksError
 from .runner import RunContext, recipe_for, run_one
@@ -59,8 +59,11 @@ def population_size(requested: int | None, device) -> int:
     return requested if requested >= 2 else 0
 
 
-def shape_key(run: RunSettings, num_classes: int) -> tuple[tuple, str | None]:
-    """(what a run's cohort mates must share, why it cannot join a population or None)."""
+def shape_key(run: RunSettings, num_classes: int | Mapping[str, int]) -> tuple[tuple, str | None]:
+    """(what a run's cohort mates must share, why it cannot join a population or None).
+
+    ``num_classes``: the dataset's classes, or {data_sha256: classes} when workloads have datasets of
+    their own."""
     from ..plugins import load_plugins
     from ..training.cohort import can_join
     from ..training.population import signature
@@ -68,7 +71,8 @@ def shape_key(run: RunSettings, num_classes: int) -> tuple[tuple, str | None]:
     load_plugins(run.imports)
     recipe = recipe_for(run)
     why = can_join(recipe)
-    sig = signature(recipe.model(run.seed, num_classes)) if why is None else None
+    n = num_classes if isinstance(num_classes, int) else num_classes[run.data_sha256]
+    sig = signature(recipe.model(run.seed, n)) if why is None else None
     if why is None and sig is None:
         why = "its model is not a plain nn.Sequential"
     setup = (run.device, run.precision, run.epochs, run.batch_size, run.train_subset, run.validation, run.threads,
@@ -76,7 +80,7 @@ def shape_key(run: RunSettings, num_classes: int) -> tuple[tuple, str | None]:
     return (setup, sig), why
 
 
-def plan_population(runs: list[RunSettings], k: int, num_classes: int) -> tuple[list[RunSettings], dict[str, str]]:
+def plan_population(runs: list[RunSettings], k: int, num_classes: int | Mapping[str, int]) -> tuple[list[RunSettings], dict[str, str]]:
     """The runs with ``population`` set on those that train as members (none when ``k`` is 0), and
     {variant: why it trains solo} for the variants that cannot."""
     if k < 2:
@@ -91,7 +95,7 @@ def plan_population(runs: list[RunSettings], k: int, num_classes: int) -> tuple[
     return out, solo
 
 
-def form_cohorts(todo: list[RunSettings], k: int, num_classes: int) -> list[RunSettings | Cohort]:
+def form_cohorts(todo: list[RunSettings], k: int, num_classes: int | Mapping[str, int]) -> list[RunSettings | Cohort]:
     """The jobs for ``todo``: members grouped by shape and setup into cohorts of at most ``k`` (a group
     of n runs into ceil(n / k) cohorts of nearly equal size), the other runs alone."""
     groups: dict[tuple, list[RunSettings]] = {}
@@ -132,9 +136,7 @@ def run_cohort(cohort: Cohort, ctx: RunContext, emit_for: Callable[[str], Callab
                               "its settings key names the device kind")
         load_plugins(s.imports)
     recipes = [recipe_for(s) for s in members]
-    dataset = ctx.data()
-    if dataset.checksum != members[0].data_sha256:
-        raise TricksError(f"the dataset in {ctx.source.root} changed while the study was running")
+    dataset = ctx.data_for(members[0])     # members share the dataset (shape_key)
     emits = [emit_for(s.stem) for s in members]
     for s, emit in zip(members, emits):
         emit("start", {"epochs": s.epochs})

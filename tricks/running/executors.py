@@ -84,6 +84,7 @@ class LocalExecutor:
         self.source, self.device, self.workers = source, device, workers
         self._threads = threads     # intra-op threads per CPU run (RunSettings.threads)
         self.dataset = dataset      # reused by an in-process run, so the data is not loaded twice
+        self.others: dict = {}      # DataSource -> Dataset: workloads' own datasets, reused likewise
         self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None   # per-epoch checkpoints
         self._warm = None           # (mp context, events queue, data queue, pool) once started
         self._starting = None       # the thread that starts the workers (it waits on the fork server)
@@ -122,13 +123,15 @@ class LocalExecutor:
             self._starting.join()
             self._starting = None
 
-    def data_ready(self, dataset) -> None:
-        """Tell the started workers where the loaded dataset is cached (they map that file); without
-        a dataset or a cache file, each worker loads the dataset at its first run."""
+    def data_ready(self, dataset, others: dict | None = None) -> None:
+        """Tell the started workers where the loaded datasets are cached (they map those files): the
+        study's, and ``others`` ({DataSource: Dataset}, the workloads' own); without a dataset or a
+        cache file, each worker loads the dataset at its first run that needs it."""
         if self._warm is not None:
             cached = (dataset.cache_file, dataset.checksum) if dataset is not None and dataset.cache_file else None
+            extra = [(src, d.cache_file, d.checksum) for src, d in (others or {}).items() if d.cache_file]
             for _ in range(self.workers):
-                self._warm[2].put(cached)
+                self._warm[2].put((cached, extra))
 
     def close(self) -> None:
         """Stop workers started by ``start`` that ``run`` never used (nothing to run, or an error first)."""
@@ -142,7 +145,7 @@ class LocalExecutor:
             import torch
 
             torch.set_num_threads(self.threads)
-            ctx = RunContext(self.source, str(self.device), self.dataset, self.checkpoint_dir)
+            ctx = RunContext(self.source, str(self.device), self.dataset, self.checkpoint_dir, dict(self.others))
             for job in jobs:
                 emit_for = lambda stem: (lambda k, p: sink.event(0, stem, k, p))   # noqa: E731
                 _call(job, lambda job=job: run_job(job, ctx, emit_for), sink)
@@ -194,7 +197,7 @@ class LocalExecutor:
     def _run_pool(self, jobs: list[RunSettings], sink: JobSink) -> None:
         if self._warm is None:
             self.start()
-            self.data_ready(self.dataset)
+            self.data_ready(self.dataset, self.others)
         self._wait_started()
         ctx, events, _, warm_pool = self._warm
         self._warm = None        # from here on the pool belongs to the first round below

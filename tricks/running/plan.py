@@ -10,6 +10,7 @@ from ..errors import SpecError
 from ..training.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
 from ..specs.tuning import peak_lr
+from ..specs.workloads import Workload
 from ..training.data import DataSource
 from .records import check_record, run_arm, run_path, run_stem
 from .settings import RunSettings
@@ -63,21 +64,36 @@ def grid(opts: StudyOptions) -> tuple[float | None, ...]:
     return opts.spec.tuning.lr if opts.spec.tuning is not None else (None,)
 
 
-def plan(opts: StudyOptions, data_kind: str, data_sha256: str) -> list[RunSettings]:
+def workload_source(opts: StudyOptions, w: Workload) -> DataSource:
+    """Where a workload's data is: its own ``dataset``/``data_dir``, else the study's source."""
+    if w.dataset is None and w.data_dir is None:
+        return opts.source
+    return DataSource(w.dataset or opts.source.kind, w.data_dir or opts.source.root)
+
+
+def data_sources(opts: StudyOptions) -> list[DataSource]:
+    """The study's source first, then each other source its workloads train on, once."""
+    return list(dict.fromkeys([opts.source] + [workload_source(opts, w) for w in opts.spec.workloads]))
+
+
+def plan(opts: StudyOptions, checksums: dict[DataSource, str]) -> list[RunSettings]:
     """Every (variant, seed) run, at every grid value when the spec tunes; seed-major (whole seeds
-    finish first)."""
+    finish first). ``checksums``: each of ``data_sources(opts)`` with its decoded dataset's sha256."""
     check_variants(opts)
     spec = opts.spec
     seeds = planned_seeds(opts)
     validation = validation_size(opts)
     variants = spec.select(opts.variants)
     versions = {v.name: tuple(trick_versions(v.tricks).items()) for v in variants}
+    sources = {w.name: workload_source(opts, w) for w in spec.workloads}
     return [RunSettings(spec=spec.name, variant=v.name, tricks=v.tricks, imports=spec.imports, seed=s,
                         epochs=opts.epochs or w.epochs or spec.training.epochs, batch_size=spec.training.batch_size,
                         train_subset=opts.train_subset or w.train_subset or spec.training.train_subset,
-                        precision=opts.precision, data_kind=data_kind, data_sha256=data_sha256,
+                        precision=opts.precision, data_kind=sources[w.name].kind,
+                        data_sha256=checksums[sources[w.name]],
                         validation=validation, trick_versions=versions[v.name], threads=opts.threads,
-                        tuned_lr=lr, model=w.model, workload=w.name)
+                        tuned_lr=lr, model=w.model, workload=w.name,
+                        data_root=None if sources[w.name] == opts.source else sources[w.name].root)
             for s in seeds for w in spec.workloads for v in variants for lr in grid(opts)]
 
 
@@ -107,7 +123,10 @@ def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings
     return done, todo, corrupted
 
 
-def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, device, workers: int) -> dict:
+def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, device, workers: int,
+             workload_datasets: dict[str, dict] | None = None) -> dict:
+    """``study.json``; ``workload_datasets``: {workload: its dataset's description} for the workloads
+    with a dataset of their own."""
     spec = opts.spec
     chosen = {r.variant for r in runs}
     tuned = spec.tuning is not None
@@ -120,6 +139,7 @@ def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, de
                  **({"design": spec.design} if spec.design else {})},
         **({"tuning": spec.tuning.to_dict()} if tuned else {}),
         **({"workloads": [w.to_dict() for w in spec.workloads]} if spec.multi_workload else {}),
+        **({"workload_datasets": workload_datasets} if workload_datasets else {}),
         "seeds": sorted({r.seed for r in runs}),
         "epochs": runs[0].epochs, "batch_size": runs[0].batch_size, "train_subset": runs[0].train_subset,
         "validation": runs[0].validation,

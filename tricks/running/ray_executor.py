@@ -78,7 +78,7 @@ def _probe(kind: str) -> dict:
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
 
 
-def _ray_task(job: RunSettings | Cohort, dataset, source: DataSource, device: str, threads: int):
+def _ray_task(job: RunSettings | Cohort, dataset, others: dict, source: DataSource, device: str, threads: int):
     """Runs inside a Ray worker: one run (or a cohort), its record(s) returned to the driver (which
     writes them)."""
     import ray
@@ -91,7 +91,7 @@ def _ray_task(job: RunSettings | Cohort, dataset, source: DataSource, device: st
     info = {"kind": "ray", "ray": ray.__version__, "node_id": ray.get_runtime_context().get_node_id(),
             "node": ray.util.get_node_ip_address()}
     quiet = lambda stem: (lambda kind, payload: None)   # noqa: E731 - no progress from a cluster's tasks
-    return run_job(job, RunContext(source, device, dataset), quiet, executor=info)
+    return run_job(job, RunContext(source, device, dataset, others=dict(others)), quiet, executor=info)
 
 
 class RayExecutor:
@@ -105,6 +105,7 @@ class RayExecutor:
         if gpus_per_run is not None and gpus_per_run < 0:
             raise TricksError(f"--ray-gpus-per-run must be 0 or more, got {gpus_per_run}")
         self.source, self.device, self.dataset = source, device, dataset
+        self.others: dict = {}      # DataSource -> Dataset: workloads' own datasets (set by the study)
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
         self._gpus = None       # GPUs per task, once ``resolve`` has decided the device
         self._owns = False      # whether this executor started Ray (and must shut it down)
@@ -171,13 +172,14 @@ class RayExecutor:
         try:
             if self._gpus is None:   # not resolved by the study: the device the runs were planned for
                 self.resolve(jobs[0].device if jobs else "cpu")
-            data_ref = ray.put(self.dataset)
+            data_ref, others_ref = ray.put(self.dataset), ray.put(self.others)
             cpu_task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=0, max_retries=0)
             # CUDA: a fresh worker process per run, so that a CUDA error cannot break a later run's context
             gpu_task = ray.remote(max_calls=1)(_ray_task).options(num_cpus=self.cpus_per_run,
                                                                   num_gpus=self._gpus or 0, max_retries=0)
-            refs = {(gpu_task if job.device == "cuda" else cpu_task).remote(job, data_ref, self.source, job.device,
-                                                                             job.threads): job for job in jobs}
+            refs = {(gpu_task if job.device == "cuda" else cpu_task).remote(job, data_ref, others_ref, self.source,
+                                                                             job.device, job.threads): job
+                    for job in jobs}
             pending = list(refs)
             # Interrupted (Ctrl-C, SIGTERM): the exception leaves this loop; finished runs are already
             # written. The runs still in flight are not cancelled one by one: ending the driver's Ray job

@@ -10,7 +10,7 @@ driver writes it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import TricksError
 from ..training.data import DataSource
@@ -19,17 +19,32 @@ from .settings import RunSettings
 
 @dataclass
 class RunContext:
-    source: DataSource
+    source: DataSource                # the study's dataset (--dataset, --data-dir)
     device: str                       # "cpu", "cuda", "cuda:1", ...
-    dataset: object | None = None     # training.data.Dataset, loaded on first use
+    dataset: object | None = None     # training.data.Dataset of ``source``, loaded on first use
     checkpoint_dir: str | None = None # where runs keep per-epoch checkpoints; None: no checkpoints
+    others: dict = field(default_factory=dict)   # DataSource -> Dataset: workloads' own datasets
 
-    def data(self):
-        if self.dataset is None:
-            from ..training.data import load_dataset
+    def data(self, source: DataSource | None = None):
+        """The dataset of ``source`` (default: the study's), loaded on first use."""
+        from ..training.data import load_dataset
 
-            self.dataset = load_dataset(self.source, progress=False)
-        return self.dataset
+        if source is None or source == self.source:
+            if self.dataset is None:
+                self.dataset = load_dataset(self.source, progress=False)
+            return self.dataset
+        if source not in self.others:
+            self.others[source] = load_dataset(source, progress=False)
+        return self.others[source]
+
+    def data_for(self, settings: RunSettings):
+        """The dataset a run trains on: its workload's own (``data_root``) or the study's, checked
+        against the checksum it was planned with."""
+        source = self.source if settings.data_root is None else DataSource(settings.data_kind, settings.data_root)
+        dataset = self.data(source)
+        if dataset.checksum != settings.data_sha256:
+            raise TricksError(f"the dataset in {source.root} changed while the study was running")
+        return dataset
 
 
 def recipe_for(settings: RunSettings):
@@ -61,9 +76,7 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
                           "worker; its settings key names the device kind")
     load_plugins(settings.imports)
     recipe = recipe_for(settings)
-    dataset = ctx.data()
-    if dataset.checksum != settings.data_sha256:
-        raise TricksError(f"the dataset in {ctx.source.root} changed while the study was running")
+    dataset = ctx.data_for(settings)
     emit("start", {"epochs": settings.epochs})
     t0 = time.perf_counter()
     checkpoints = Checkpoints(checkpoint_path(ctx.checkpoint_dir, settings.stem), settings.key(), settings.device) \

@@ -184,6 +184,8 @@ def problem(value: Any, schema: Check) -> str | None:
 FRACTION = Num(0.0, 1.0)
 TRICK = Obj({"name": Str()})
 
+DATASET = Obj({}, {"sha256": Str(), "classes": ListOf(Str()), "train_images": Int(0), "test_images": Int(0)})
+
 MANIFEST = Obj({
     "spec": Obj({"name": Str(), "variants": ListOf(Obj({"name": Str(), "tricks": ListOf(TRICK)},
                                                        {"base": Opt(Str()), "description": Str(),
@@ -193,12 +195,14 @@ MANIFEST = Obj({
     "epochs": Int(1),
     "batch_size": Int(1),
     "train_subset": Opt(Int(1)),
-    "dataset": Obj({}, {"sha256": Str(), "classes": ListOf(Str()), "train_images": Int(0), "test_images": Int(0)}),
+    "dataset": DATASET,
     "runs": ListOf(Obj({"variant": Str(), "seed": Int(0), "settings_key": Str()},
                        {"tuned_lr": Num(0.0), "workload": Str()})),
 }, {"validation": Int(0), "precision": Str(), "workers": Int(1), "device": Str(),
     "tuning": Obj({"lr": ListOf(Num(0.0), 2), "select_on": OneOf("val_accuracy", "val_loss")}),
-    "workloads": ListOf(Obj({"name": Str(), "model": Str()}, {"epochs": Opt(Int(1)), "train_subset": Opt(Int(1))}), 1)})
+    "workloads": ListOf(Obj({"name": Str(), "model": Str()}, {"epochs": Opt(Int(1)), "train_subset": Opt(Int(1)),
+                                                             "dataset": Str(), "data_dir": Str()}), 1),
+    "workload_datasets": DictOf(DATASET)})
 
 EPOCH = Obj({"epoch": Int(1), "train_loss": Num(finite=False), "test_accuracy": FRACTION, "lr": Num(0.0)},
             {"test_loss": Num(finite=False), "val_loss": Num(finite=False), "val_accuracy": FRACTION,

@@ -38,6 +38,8 @@ class RunSettings:
     workload: str | None = None         # the workload's name in a multi-workload spec (a label, not a setting)
     device: str = "cpu"                 # the device kind it trains on, "cpu" or "cuda" (not the GPU's index)
     population: bool = False            # trained as a member of a population (grouped kernels: other rounding)
+    data_root: str | None = None        # a workload's own dataset's directory (a label: data_sha256 is the
+                                        # setting); None: the study's --data-dir
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a record stores them; the device only when it is not the CPU and population
@@ -48,6 +50,8 @@ class RunSettings:
             del d["device"]
         if not d["population"]:
             del d["population"]
+        if d["data_root"] is None:
+            del d["data_root"]
         d["tricks"] = [dict(t) for t in self.tricks]
         d["imports"] = list(self.imports)
         d["trick_versions"] = dict(self.trick_versions)
@@ -81,6 +85,7 @@ class RunSettings:
         if d["model"] == "tf_cnn":  # every run before models were a setting trained the study's net
             del d["model"]
         del d["workload"]           # a label: the model and budget it names are settings of their own
+        d.pop("data_root", None)    # a label: the dataset's checksum is the setting, not where it lies
         changed = {name: v for name, v in d.pop("trick_versions").items() if v != 1}
         if changed:
             d["trick_versions"] = changed

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..errors import Terminated, TricksError
+from ..errors import DataError, Terminated, TricksError
 from ..training.checkpoint import CHECKPOINTS_DIR, discard
 from .cohorts import form_cohorts, plan_population, population_size
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
 from .executors import CRASHED, JobSink, LocalExecutor
 from .conflicts import find_conflicts, move_aside, refusal, stored_precision
 from .lock import DirectoryLock
-from .plan import StudyOptions, check_variants, manifest, plan, planned_keys, split_done, unstarted
+from .plan import (StudyOptions, check_variants, data_sources, manifest, plan, planned_keys, split_done,
+                   unstarted, workload_source)
 from .progress import Progress
 from .provenance import git_revision
 from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv
@@ -125,16 +126,22 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
     try:
         if local is not None:
             local.start()
-        dataset = load_dataset(opts.source, progress=opts.progress)    # decodes and caches once, here
+        # decoded and cached once, here: the study's dataset, then each workload's own
+        dataset, *rest = [_load(opts, src, load_dataset) for src in data_sources(opts)]
+        others = {d.source: d for d in rest}
         if local is not None:
-            local.data_ready(dataset)
-        runs = on_device(plan(opts, opts.source.kind, dataset.checksum), device)
-        runs, solo = plan_population(runs, k, len(dataset.classes))
+            local.data_ready(dataset, others)
+        by_sha = {d.checksum: d for d in [dataset, *rest]}
+        runs = on_device(plan(opts, {d.source: d.checksum for d in [dataset, *rest]}), device)
+        runs, solo = plan_population(runs, k, {sha: len(d.classes) for sha, d in by_sha.items()})
         for arm, why in solo.items():
             on_notice(f"--population {k}: {arm} trains solo ({why})")
-        test_labels = dataset.test_y.tolist()   # the driver scores every run's predictions
-        for subset in sorted({r.train_subset or 0 for r in runs}):   # sizes checked before any run
-            split_training(dataset.train_y, runs[0].validation, subset or None)
+        # the driver scores every run's predictions, against its own dataset's test labels
+        test_labels = {sha: d.test_y.tolist() for sha, d in by_sha.items()}
+        for sha, subset in sorted({(r.data_sha256, r.train_subset or 0) for r in runs}):   # checked before any run
+            split_training(by_sha[sha].train_y, runs[0].validation, subset or None)
+        workload_datasets = {r.workload: by_sha[r.data_sha256].describe() for r in runs if r.data_root is not None}
+        del by_sha
         _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
         with DirectoryLock(out_dir):
             conflicts = find_conflicts(runs, out_dir)
@@ -145,19 +152,21 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                           f"{move_aside(conflicts, out_dir)}")
             _prepare(out_dir / RUNS_DIR)
             done, todo, corrupted = split_done(runs, out_dir)
-            jobs = form_cohorts(todo, k, len(dataset.classes)) if k else todo
+            jobs = form_cohorts(todo, k, {d.checksum: len(d.classes) for d in [dataset, *rest]}) if k else todo
             workers = local.workers if local is not None and todo else \
                 opts.workers or default_workers(device, len(jobs), opts.threads)
             if workers < 1:
                 raise TricksError(f"--workers must be at least 1, got {workers}")
-            write_json(out_dir / "study.json", {**manifest(opts, runs, dataset.describe(), device, workers),
+            write_json(out_dir / "study.json", {**manifest(opts, runs, dataset.describe(), device, workers,
+                                                         workload_datasets),
                                                 **({"population": {"size": k, "solo": solo}} if k else {})})
             outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
             executor = ray_executor or (local if local is not None and local.workers == workers
                                         else LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints,
                                                            threads=opts.threads))
             executor.dataset = dataset    # Ray puts it in the object store; an in-process run reuses it
-            del dataset
+            executor.others = others
+            del dataset, rest, others
             old_term = signal.signal(signal.SIGTERM, _raise_terminated)
             try:
                 if todo:
@@ -176,6 +185,18 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
             ray_executor.close()   # a local Ray started for the study (already closed after its runs)
     outcome.wall_seconds = time.perf_counter() - t_start
     return outcome
+
+
+def _load(opts: StudyOptions, source, load_dataset):
+    """A dataset of the study; a workload's own that fails to load is named with its workload(s)."""
+    try:
+        return load_dataset(source, progress=opts.progress)
+    except DataError as exc:
+        if source == opts.source:
+            raise
+        names = ", ".join(w.name for w in opts.spec.workloads if workload_source(opts, w) == source)
+        raise DataError(f"workload {names} (dataset {source.kind} in {source.root}, its spec's dataset and "
+                        f"data_dir): {exc}") from None
 
 
 def _ray_executor(opts: StudyOptions):
@@ -208,15 +229,16 @@ def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:
 
 
 def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: StudyOptions,
-             outcome: StudyOutcome, test_labels: list[int], jobs: list | None = None) -> None:
-    """Hand ``jobs`` (the runs of ``todo``, alone or in cohorts) to the executor; write what comes back."""
+             outcome: StudyOutcome, test_labels: dict[str, list[int]], jobs: list | None = None) -> None:
+    """Hand ``jobs`` (the runs of ``todo``, alone or in cohorts) to the executor; write what comes back.
+    ``test_labels``: {dataset checksum: its test labels}."""
     from ..training.metrics import score_record
 
     progress = Progress(len(todo), opts.progress)
     checkpoints = Path(opts.out_dir) / CHECKPOINTS_DIR
 
     def record(job: RunSettings, rec: dict) -> None:
-        rec = score_record(rec, test_labels)                  # the driver scores ...
+        rec = score_record(rec, test_labels[job.data_sha256])   # the driver scores ...
         write_json(run_path(opts.out_dir, job.stem), rec)     # ... and writes; atomically
         discard(checkpoints, job.stem)                         # only now: the record is safe
         outcome.finished.append(job.stem)

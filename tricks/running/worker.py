@@ -45,7 +45,7 @@ def init_worker(events, threads: int, device_queue, source: DataSource, device: 
     fork server's ``sys.path`` and environment, which date from its start: the study's current ones
     (a plugin folder added since, a cache directory) are passed along and set here. Started early
     (``LocalExecutor.start``), a worker then waits on ``data_queue`` for the cache file of the
-    dataset the study process loaded (and its checksum) and maps it. Without a cache file, or when
+    dataset(s) the study process loaded (and their checksums) and maps them. Without a cache file, or when
     mapping it fails, the first run loads the dataset itself (and reports any error)."""
     if sys_path is not None:
         sys.path[:] = sys_path
@@ -72,8 +72,13 @@ def init_worker(events, threads: int, device_queue, source: DataSource, device: 
         except queue_mod.Empty:
             if study_gone():     # the study process died before its data was ready
                 os._exit(3)
+    cached, extra = cached
     if cached is not None:
         _worker_context.dataset = load_cached(source, *cached)
+    for src, cache_file, checksum in extra:      # workloads' own datasets
+        ds = load_cached(src, cache_file, checksum)
+        if ds is not None:
+            _worker_context.others[src] = ds
 
 
 def warm_up() -> None:

@@ -40,7 +40,7 @@ from .models import DEFAULT_MODEL, MODELS
 from .tuning import Tuning, parse_tuning, peak_lr
 from .workloads import Workload, parse_workloads
 from .spec_values import (  # noqa: F401  (check_seeds: re-exported for the CLI)
-    NAME_RE, _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds,
+    NAME_RE, _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds, named_table,
 )
 
 TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution", "tuning",
@@ -173,13 +173,7 @@ def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | N
         raise SpecError(f"{where}: needs at least one [[variants]] table (or design = ... with [[factors]])")
     variants: dict[str, Variant] = {}
     for i, v in enumerate(variants_raw, 1):
-        vwhere = f"{where}: variant #{i}"
-        if not isinstance(v, dict):
-            raise SpecError(f"{vwhere} must be a table, got {v!r}")
-        _check_keys(v, VARIANT_KEYS, vwhere)
-        vname = _str(v.get("name"), f"{vwhere} 'name'") if "name" in v else None
-        if vname is None or not NAME_RE.match(vname):
-            raise SpecError(f"{vwhere} needs a 'name' of letters, digits, '_', '-' or '.', got {vname!r}")
+        vname = named_table(v, i, VARIANT_KEYS, where, "variant")
         vwhere = f"{where}: variant '{vname}'"
         if vname in variants:
             raise SpecError(f"{vwhere} is defined twice")
@@ -231,13 +225,7 @@ def _designed_variants(raw: dict, where: str):
         raise SpecError(f"{where}: design = \"{kind}\" needs [[factors]] tables, each with a name and its tricks")
     factors: list[Factor] = []
     for i, f in enumerate(factors_raw, 1):
-        fwhere = f"{where}: factor #{i}"
-        if not isinstance(f, dict):
-            raise SpecError(f"{fwhere} must be a table, got {f!r}")
-        _check_keys(f, FACTOR_KEYS, fwhere)
-        fname = f.get("name")
-        if not isinstance(fname, str) or not NAME_RE.match(fname):
-            raise SpecError(f"{fwhere} needs a 'name' of letters, digits, '_', '-' or '.', got {fname!r}")
+        fname = named_table(f, i, FACTOR_KEYS, where, "factor")
         if fname in {x.name for x in factors} or fname in ("baseline", "all"):
             raise SpecError(f"{where}: factor name {fname!r} is used twice or reserved (baseline, all)")
         tricks = _resolve_tricks(f.get("tricks", []), f"{where}: factor '{fname}'")

@@ -24,6 +24,21 @@ def _check_keys(d: dict, allowed: set, where: str) -> None:
         raise SpecError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(allowed))}")
 
 
+def named_table(t: Any, i: int, allowed: set, where: str, kind: str) -> str:
+    """The name of the ``i``-th (from 1) ``[[<kind>s]]`` table ``t`` of a spec: it must be a table with only
+    ``allowed`` keys and a ``name`` usable in file names (NAME_RE). Each caller checks its own duplicates."""
+    twhere = f"{where}: {kind} #{i}"
+    if not isinstance(t, dict):
+        raise SpecError(f"{twhere} must be a table, got {t!r}")
+    _check_keys(t, allowed, twhere)
+    name = t.get("name")
+    if "name" in t and not isinstance(name, str):
+        raise SpecError(f"{twhere} 'name' must be a string, got {name!r}")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(f"{twhere} needs a 'name' of letters, digits, '_', '-' or '.', got {name!r}")
+    return name
+
+
 def _int(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SpecError(f"{what} must be an integer in [{low}, {high}], got {value!r}")

@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
+from ..specs.workloads import DATASETS  # noqa: F401 - the registry's names: --dataset, a workload's dataset
 from .data_imagefolder import (DATA_DIR_HINT, IMAGE_EXTENSIONS, SIZE, decode_split, fingerprint,  # noqa: F401
                                imagefolder_listing, warn_skipped)
 
 CACHE_VERSION = 2  # bump when the cached format or decoding changes (2: the cache keeps "skipped")
-DATASETS = ("cifar10", "cifar100", "imagefolder")   # --dataset; cifar10/cifar100: data_torchvision.ARCHIVES
 SKIPPED_EXAMPLES = 10  # skipped files named by Dataset.describe()
 
 
