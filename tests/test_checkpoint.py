@@ -9,7 +9,7 @@ from tricks.running.settings import RunSettings
 from tricks.running.study import StudyOptions, run_study
 from tricks.training.recipe import build_recipe
 from tricks.plugins import load_spec
-from tricks.training.checkpoint import CHECKPOINTS_DIR, Checkpoints, checkpoint_path, discard
+from tricks.training.checkpoint import CHECKPOINTS_DIR, Checkpoints, checkpoint_path, discard, remove_if_empty
 from tricks.training.data import DataSource, load_dataset
 from tricks.training.engine import train_run
 
@@ -151,16 +151,22 @@ def test_no_module_of_the_package_loads_with_weights_only_false():
     assert offenders == []
 
 
-def test_discard_removes_the_file_and_then_the_empty_directory(tmp_path):
+def test_discard_removes_the_file_and_the_study_end_the_empty_directory(tmp_path):
     d = tmp_path / CHECKPOINTS_DIR
     d.mkdir()
     (d / "a__seed0.pt").write_bytes(b"x")
     (d / "b__seed0.pt").write_bytes(b"x")
     discard(d, "a__seed0")
     assert sorted(p.name for p in d.iterdir()) == ["b__seed0.pt"]
+    remove_if_empty(d)
+    assert d.is_dir()               # a run's checkpoint is still there
     discard(d, "b__seed0")
+    assert d.is_dir()               # kept while the study runs: a worker may be about to write into it
+    remove_if_empty(d)
     assert not d.exists()
     discard(None, "a__seed0")       # no checkpoints (a Ray run): nothing to do
+    remove_if_empty(None)
+    remove_if_empty(d)              # gone already: nothing to do
 
 
 STOPPER = '''

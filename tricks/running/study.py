@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError, Terminated, TricksError
-from ..training.checkpoint import CHECKPOINTS_DIR, discard
+from ..training.checkpoint import CHECKPOINTS_DIR, discard, remove_if_empty
 from .cohorts import form_cohorts, plan_population, population_size
 from .device import bf16_is_native, choose_precision, default_workers, resolve_device
 from .executors import CRASHED, JobSink, LocalExecutor
@@ -175,6 +175,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                     _execute(executor, todo, runs, opts, outcome, test_labels, jobs)
             finally:
                 signal.signal(signal.SIGTERM, old_term)
+                remove_if_empty(checkpoints)
                 _refresh_runs_csv(out_dir, runs)
                 write_json(out_dir / FAILURES, {stem: {"reason": reason, "traceback": outcome.tracebacks.get(stem)}
                                                 for stem, reason in outcome.failed.items()})

@@ -116,14 +116,21 @@ def plain_problem(obj, where: str = "") -> str | None:
 
 
 def discard(directory: str | Path | None, stem: str) -> None:
-    """Delete the run's checkpoint (its record is written), and the directory once it is empty."""
+    """Delete the run's checkpoint (its record is written). The directory stays while the study runs:
+    removing it once empty raced with a worker creating it for its next checkpoint (mkdir's
+    FileExistsError, or a vanished folder under its temporary file); ``remove_if_empty`` at the end."""
+    if directory is not None:
+        checkpoint_path(directory, stem).unlink(missing_ok=True)
+
+
+def remove_if_empty(directory: str | Path | None) -> None:
+    """Remove the checkpoints directory if no run left a checkpoint in it (the study's end)."""
     if directory is None:
         return
-    checkpoint_path(directory, stem).unlink(missing_ok=True)
     try:
         Path(directory).rmdir()
     except OSError:
-        pass   # other runs' checkpoints are still there, or it never existed
+        pass   # unfinished runs' checkpoints are still there, or it never existed
 
 
 def rng_state(generators: dict[str, torch.Generator | None], device: torch.device) -> dict:
