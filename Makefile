@@ -58,8 +58,8 @@ one-at-a-time: $(STAMP)
 # its committed folder; they resume where they stopped. Each 10-epoch full-data fp32 run takes about
 # 5-6 minutes of one core on the 2-core machine: about 3.5 h (lr_schedules, 5 seeds), 2.5 h
 # (lecun_lecture, 5 seeds), 2.4 h (factorial), 1.5 h (modern_tricks) and 3.5 h (factorial_followup,
-# 5 seeds) on 2 cores; tuned_tricks (84 runs, bf16) and transfer (63 runs on three models, bf16) about
-# 2 h each (projected). Needs DATASET/DATA_DIR like ablation.
+# 5 seeds) on 2 cores; tuned_tricks (84 runs, bf16: 150 min of compute, about 75 min on 2 workers)
+# and transfer (63 runs on three models, bf16: 75 min). Needs DATASET/DATA_DIR like ablation.
 STUDIES ?= lr_schedules lecun_lecture factorial modern_tricks factorial_followup tuned_tricks transfer
 # Each study in the precision it is stored in, whatever the hardware (precision is part of every run's
 # settings key; `auto` would also follow a folder's stored precision, but a new folder has none):
