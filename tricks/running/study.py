@@ -100,7 +100,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
     ``on_notice`` receives one-line messages for the user (default: printed on stderr).
     ``population``: runs per cohort of population training (``cohorts``); None: the device's default
     (on for CUDA, off for the CPU), 0 or 1: off."""
-    from ..training.data import load_dataset, split_training
+    from ..training.data import split_training
 
     t_start = time.perf_counter()
     git_revision()   # cached now: the revision of the code this process loaded (in-process runs record it)
@@ -127,13 +127,14 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
         if local is not None:
             local.start()
         # decoded and cached once, here: the study's dataset, then each workload's own
-        dataset, *rest = [_load(opts, src, load_dataset) for src in data_sources(opts)]
+        dataset, *rest = [_load(opts, src) for src in data_sources(opts)]
         others = {d.source: d for d in rest}
         if local is not None:
             local.data_ready(dataset, others)
         by_sha = {d.checksum: d for d in [dataset, *rest]}
         runs = on_device(plan(opts, {d.source: d.checksum for d in [dataset, *rest]}), device)
-        runs, solo = plan_population(runs, k, {sha: len(d.classes) for sha, d in by_sha.items()})
+        num_classes = {sha: len(d.classes) for sha, d in by_sha.items()}   # cohorts' models: per dataset
+        runs, solo = plan_population(runs, k, num_classes)
         for arm, why in solo.items():
             on_notice(f"--population {k}: {arm} trains solo ({why})")
         # the driver scores every run's predictions, against its own dataset's test labels
@@ -152,7 +153,7 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                           f"{move_aside(conflicts, out_dir)}")
             _prepare(out_dir / RUNS_DIR)
             done, todo, corrupted = split_done(runs, out_dir)
-            jobs = form_cohorts(todo, k, {d.checksum: len(d.classes) for d in [dataset, *rest]}) if k else todo
+            jobs = form_cohorts(todo, k, num_classes) if k else todo
             workers = local.workers if local is not None and todo else \
                 opts.workers or default_workers(device, len(jobs), opts.threads)
             if workers < 1:
@@ -188,8 +189,10 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
     return outcome
 
 
-def _load(opts: StudyOptions, source, load_dataset):
+def _load(opts: StudyOptions, source):
     """A dataset of the study; a workload's own that fails to load is named with its workload(s)."""
+    from ..training.data import load_dataset
+
     try:
         return load_dataset(source, progress=opts.progress)
     except DataError as exc:
