@@ -4,6 +4,8 @@
 #   make studies    the follow-up studies (lr_schedules, lecun_lecture, factorial), resumable
 #   make figures    regenerate figures, tables and REPORT.md of every committed study from stored runs
 #                   (no training); OUT=DIR: only that study
+#   make confirm    the pre-registered claims (benchmarks/claims.toml) on fresh seeds into results/confirm,
+#                   from a worktree of its registered revision (docs/confirmation.md); resumable
 #   make test       the test suite
 #   make regression the CI regression check on accuracy deltas (needs REG_DATA or CIFAR10_JPEG_DIR)
 #   make bench      throughput levers and short studies, side by side (benchmarks/; writes results/bench/)
@@ -38,7 +40,7 @@ REG_OUT   ?= results/ci_profile
 REG_PRECISION ?= $(shell $(PY) -c "import torch; from tricks.running.device import bf16_is_native; print('bf16' if bf16_is_native(torch.device('cpu')) else 'fp32')" 2>/dev/null || echo bf16)
 REG_REF   ?= $(if $(filter fp32,$(REG_PRECISION)),results/reference/ci_profile_fp32.json,results/reference/ci_profile.json)
 
-.PHONY: venv ablation one-at-a-time studies figures factorial-vs-cumulative test bench bench-short regression regression-update regression-run clean-venv
+.PHONY: venv ablation one-at-a-time studies confirm figures factorial-vs-cumulative test bench bench-short regression regression-update regression-run clean-venv
 
 venv: $(STAMP)
 
@@ -79,6 +81,7 @@ studies: $(STAMP)
 FIGURES ?= $(or $(OUT),$(RESULTS),$(filter-out results/ci_profile results/local,$(patsubst %/study.json,%,$(wildcard results/*/study.json))))
 figures: $(STAMP)
 	@for d in $(FIGURES); do $(PY) -m tricks figures --results $$d || exit $$?; done
+	@$(if $(OUT),,if [ -f $(CONFIRM_OUT)/preregistration.json ]; then $(PY) -m tricks confirm --report-only --out $(CONFIRM_OUT); fi)
 
 # The factorial study's main effects beside the cumulative study's step deltas, from their stored
 # tables (effects.csv, deltas.csv): results/factorial/vs_cumulative.csv and .png. No training.
@@ -108,6 +111,15 @@ regression: regression-run
 
 regression-update: regression-run
 	$(PY) -m tricks check --results $(REG_OUT) --reference $(REG_REF) --update
+
+# The confirmation (issue 34): benchmarks/claims.toml's claims on fresh seeds 5-14, seed by seed, into
+# results/confirm, always from a clean worktree of the revision it registered (benchmarks/confirm.sh);
+# resumable. Needs DATASET/DATA_DIR like ablation. About 34 runs a seed (bf16: ~35 min a seed on 2 cores).
+CLAIMS ?= benchmarks/claims.toml
+CONFIRM_SEEDS ?= 5-14
+CONFIRM_OUT ?= results/confirm
+confirm: $(STAMP)
+	bash benchmarks/confirm.sh $(abspath $(PY)) $(CLAIMS) $(CONFIRM_SEEDS) $(CONFIRM_OUT) $(DATASET) "$(DATA_DIR)" $(WORKERS)
 
 clean-venv:
 	rm -rf $(VENV)

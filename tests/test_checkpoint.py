@@ -214,3 +214,18 @@ def test_a_study_interrupted_mid_run_resumes_it_from_its_checkpoint(image_folder
     record = json.loads((out / "runs" / "v__seed0.json").read_text())
     assert record["resumed_from_epoch"] == 1 and [h["epoch"] for h in record["history"]] == [1, 2, 3]
     assert not (out / CHECKPOINTS_DIR).exists()       # deleted once the record was written
+
+
+def test_the_study_end_clears_a_killed_workers_temporary_file(tmp_path):
+    """A worker killed while writing a checkpoint leaves ``.<name>.*.tmp`` behind: the directory still goes
+    at the study's end (the CI flake of a SIGTERM'd study whose resumed run left ``checkpoints/``)."""
+    d = tmp_path / CHECKPOINTS_DIR
+    d.mkdir()
+    (d / ".a__seed0.pt.x1y2.tmp").write_bytes(b"half")
+    remove_if_empty(d)
+    assert not d.exists()
+    d.mkdir()
+    (d / ".a__seed0.pt.x1y2.tmp").write_bytes(b"half")
+    (d / "b__seed0.pt").write_bytes(b"x")
+    remove_if_empty(d)
+    assert sorted(p.name for p in d.iterdir()) == ["b__seed0.pt"]

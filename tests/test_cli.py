@@ -69,6 +69,13 @@ def test_study_in_worker_processes_then_resume_then_rerun_changed(image_folder, 
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--precision", "fp16"], "--precision must be one of auto, fp32, bf16"),
     (["--spec", "nope.toml"], "spec file nope.toml does not exist"),
+    # impossible splits and budgets (the image folder: 60 training images of 3 classes)
+    (["--validation", "60"], "--validation 60 is at or above the training split"),
+    (["--validation", "60", "--train-subset", "10"], "--validation 60 is at or above the training split"),
+    (["--validation", "58"], "leaves 2 of the 60 training images of imagefolder"),
+    (["--validation", "30", "--train-subset", "40"], "60 images less the 30-image validation split = 30"),
+    (["--until-halfwidth", "inf", "--max-seeds", "3"], "must be a positive number of accuracy points, and finite"),
+    (["--until-halfwidth", "1", "--max-seeds", "2", "--seeds", "0,1,2"], "fewer than the 3 seeds the study starts"),
 ])
 def test_bad_input_is_one_line_exit_2(args, fragment, image_folder, tmp_path):
     r = tricks("ablation", "--device", "cpu", "--dataset", "imagefolder", "--data-dir", str(image_folder), "--out",
@@ -77,6 +84,7 @@ def test_bad_input_is_one_line_exit_2(args, fragment, image_folder, tmp_path):
     assert r.returncode == 2, r.stderr
     assert fragment in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()     # refused before any folder is made
 
 
 def test_missing_data_dir_is_exit_2(tmp_path):

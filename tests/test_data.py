@@ -99,12 +99,12 @@ def test_skipped_images_are_recorded_in_the_cache_and_reported_on_every_load(tmp
     assert warned_first == [f"skipped 1 unreadable image(s) in {root}: train/green/0003.png"]
     assert first.train_x.shape == (59, 3, 32, 32) and first.train_y.bincount().tolist() == [20, 19, 20]
 
-    import tricks.training.data as data
+    from tricks.specs.datasets import DATASETS
 
     def no_decoding(*a, **k):
         raise AssertionError("a cached load decoded the images again")
 
-    monkeypatch.setattr(data, "decode_split", no_decoding)
+    monkeypatch.setattr(DATASETS.get("imagefolder"), "decode", no_decoding)
     second, warned_second = _load_warned(root, tmp_path / "c")
     assert second.cache_file == first.cache_file and len(list((tmp_path / "c").glob("*.pt"))) == 1
     assert second.describe()["skipped_images"] == expected and second.skipped == ["train/green/0003.png"]
@@ -173,6 +173,7 @@ def test_cifar_without_files_or_network_says_where_to_put_the_archive(tmp_path, 
     assert msg.startswith(f"{title} is not in {tmp_path} and the download failed (OSError: network is unreachable)")
     assert f"put it into {tmp_path}" in msg and archive in msg
     assert "--data-dir PATH" in msg and "DATA_DIR=PATH" in msg
+    assert 'for a workload with a dataset of its own, set data_dir = "PATH" in its [[workloads]] table' in msg
     assert "--dataset imagefolder" in msg and "DATASET=imagefolder" in msg and "JPEG copy of CIFAR-10" in msg
     assert "\n" not in msg
 

@@ -52,4 +52,11 @@ def test_cifar100_loads_from_a_local_archive_with_its_fine_labels(tmp_path, monk
     assert ds.describe()["kind"] == "cifar100" and ds.cache_file.endswith(".pt") and "cifar100-" in ds.cache_file
     again = load_dataset(DataSource("cifar100", str(tmp_path)), cache_dir=tmp_path / "c", progress=False)
     assert again.checksum == ds.checksum
+    # numbers must not move: the decoded checksum (data_sha256) and the cache file's key are as before the
+    # dataset registry (the key: cache version, resolved root, the extracted files' names, sizes, mtimes)
+    assert ds.checksum == "432d391a3c7f91b3131066ffc15ad24276085d9e5f6060697160e4d3eff0e586"
+    base = tmp_path / "cifar-100-python"
+    listing = ",".join(f"{n}:{(base / n).stat().st_size}:{(base / n).stat().st_mtime_ns}" for n in ("train", "test"))
+    key = hashlib.sha256(f"2:{tmp_path.resolve()}:{listing}".encode()).hexdigest()[:20]
+    assert again.cache_file == ds.cache_file == str(tmp_path / "c" / f"cifar100-{key}.pt")
 

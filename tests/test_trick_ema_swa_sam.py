@@ -1,6 +1,7 @@
 """Weight averaging (ema, swa) and sharpness-aware minimization (sam): the arithmetic against closed
 forms and hand computations on tiny models, checkpoint round trips, and tiny engine runs (finite,
-the right weights evaluated, an interrupted run resumed bit for bit)."""
+the right weights evaluated, an interrupted run resumed bit for bit). The reference implementations'
+properties (AveragedModel, update_bn, SWALR) are in test_trick_references.py."""
 
 import io
 import math
@@ -66,18 +67,26 @@ def test_ema_after_k_steps_is_the_closed_form_started_at_the_first_steps_weights
     assert trick.steps == len(ps)
 
 
-def test_ema_copies_the_batch_norm_statistics_and_refuses_a_decay_outside_0_1():
-    model, trick = bn_net(), ema.EMA()
-    model(torch.rand(4, 3, 2, 2))
-    trick.after_optimizer_step(model, None)
-    model(torch.rand(4, 3, 2, 2) + 1.0)
-    trick.after_optimizer_step(model, None)
-    shadow = trick.evaluation_model(model, None)
-    assert torch.equal(shadow[1].running_mean, model[1].running_mean)
-    assert int(shadow[1].num_batches_tracked) == 2
+def test_ema_averages_the_batch_norm_statistics_or_copies_them_and_refuses_a_decay_outside_0_1():
+    for buffers in ("average", "copy"):
+        model, trick = bn_net(), ema.EMA(decay=0.9, buffers=buffers)
+        model(torch.rand(4, 3, 2, 2))
+        trick.after_optimizer_step(model, None)
+        first = model[1].running_mean.clone()
+        model(torch.rand(4, 3, 2, 2) + 1.0)
+        trick.after_optimizer_step(model, None)
+        shadow = trick.evaluation_model(model, None)
+        if buffers == "copy":
+            assert torch.equal(shadow[1].running_mean, model[1].running_mean)
+            assert int(shadow[1].num_batches_tracked) == 2
+        else:    # AveragedModel(use_buffers=True): the integer count blended and truncated, as torch does
+            assert torch.equal(shadow[1].running_mean, first.lerp(model[1].running_mean, 1 - 0.9))
+            assert int(shadow[1].num_batches_tracked) == int(1 * 0.9 + 2 * (1 - 0.9))
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(SpecError, match="decay"):
             ema.EMA(decay=bad)
+    with pytest.raises(SpecError, match="buffers"):
+        ema.EMA(buffers="reestimate")
 
 
 def test_ema_state_through_a_checkpoint_continues_bit_for_bit_on_a_new_model():

@@ -47,8 +47,13 @@ def one_hot(y, classes=3):
 
 def test_defaults_and_ranges():
     assert TRICKS.get("mixup")().p == {"alpha": 0.2}
-    assert TRICKS.get("cutmix")().p == {"alpha": 1.0}
+    assert TRICKS.get("cutmix")().p == {"alpha": 1.0, "prob": 1.0, "switch_prob": None}
+    assert TRICKS.get("cutmix")().to_spec() == {"name": "cutmix", "alpha": 1.0}    # as stored before prob
     assert TRICKS.get("tta")().p == {"flip": True}
+    for bad in (-0.1, 1.5):
+        for key in ("prob", "switch_prob"):
+            with pytest.raises(SpecError, match=key):
+                TRICKS.get("cutmix")(**{key: bad})
     for name in ("mixup", "cutmix"):
         assert TRICKS.get(name)(alpha=10).p["alpha"] == 10.0
         for bad in (0, -1.0, 10.5, True):

@@ -112,7 +112,7 @@ def test_a_users_model_registers_from_a_spec_import(plugin_module, tmp_path):
         class Tiny(Model):
             name = "tiny_mlp"
             description = "flatten, dense 32, ReLU, dense"
-            sites = Sites(dense=("act",), activations=("act",))
+            sites = Sites(dense=("2",), activations=("2",))   # the ReLU: layer "2" of the Sequential
 
             def build(self, num_classes):
                 return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 32), nn.ReLU(), nn.Linear(32, num_classes),
@@ -158,7 +158,7 @@ tricks = [{ name = "dropout", p = 0.2, after = ["conv"] }]
      "give either model = ... or [[workloads]]"),
     (('name = "res"', 'name = "tf"'), "workload name 'tf' is used twice"),
     (('train_subset = 30', 'steps = 30'),
-     "workload #2: unknown key(s) 'steps'; valid: data_dir, dataset, epochs, model, name, train_subset"),
+     "workload #2: unknown key(s) 'steps'; valid: config, data_dir, dataset, entry, epochs, model, name, train_subset"),
     (('model = "resnet8"', 'model = "resnet99"'), "workload 'res' 'model': unknown model 'resnet99'"),
     (('train_subset = 30', 'dataset = "mnist"'),
      "workload 'res' 'dataset': unknown dataset 'mnist'; valid: cifar10, cifar100, imagefolder"),

@@ -10,12 +10,14 @@
     study.tuned            # a tuned study: default-LR vs tuned-LR paired deltas, tuned.csv (else None)
     study.transfer         # a multi-workload study: per trick and workload its delta, and pooled (else None)
     study.workload("res")  # a multi-workload study: one workload's runs as a Study of their own
+    help(tricks.analysis.api.Study)   # what each table holds
 
 Everything is computed from the stored runs exactly as ``tricks figures`` computes it: in a tuned
 study, ``runs`` and ``history`` hold every run of the grid, and ``summary``, ``deltas`` and
 ``effects`` each variant at its default LR, as REPORT.md's main body does. In a multi-workload study
 (``[[workloads]]``), ``summary``, ``deltas`` and ``effects`` are each workload's own table (as in
-``workloads/<name>/``), stacked with a leading ``workload`` column; Holm adjusts within each workload.
+``workloads/<name>/``), stacked with a leading ``workload`` column; Holm adjusts within each workload;
+``runs`` and ``history`` carry the ``workload`` of each row too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,27 @@ from . import transfer as X
 
 
 class Study:
+    """A stored study's tables (pandas DataFrames, computed on first use, as ``tricks figures`` computes them).
+
+    - ``runs``: one row per counted run (runs.csv): variant, seed, status, accuracy, micro/macro F1, epochs,
+      train/eval/wall seconds, device, settings_key, tuned_lr, val_accuracy, workload, model, dataset.
+    - ``history``: one row per (variant, seed, epoch) of those runs: train_loss, test_loss, test_accuracy, lr,
+      seconds, and val_loss, val_accuracy, train_nll, tuned_lr where recorded.
+    - ``summary``: one row per variant (summary.csv): seeds, mean micro-F1 with its 95% interval, spread.
+    - ``deltas``: one row per comparison (deltas.csv): paired delta, interval, t / Holm / sign-flip p, MDE,
+      P(better), verdict.
+    - ``effects``: factorial and fractional designs' main effects and interactions (effects.csv), else None.
+    - ``selection`` and ``tuned``: a tuned study's chosen LRs (selection.csv) and its default-LR and tuned-LR
+      comparisons (tuned.csv), else None.
+    - ``transfer``: a multi-workload study's per-workload and pooled deltas (transfer.csv), else None.
+    - ``missing`` ((arm, seed) planned without a finished record), ``corrupted`` ({run file: why}), ``name``.
+
+    In a multi-workload study every table has a leading ``workload`` column (``summary``, ``deltas`` and
+    ``effects`` are each workload's own, Holm within each), and ``workload(name)`` is one workload's runs
+    as a ``Study`` of their own. A tuned study's ``summary``, ``deltas`` and ``effects`` are each variant at
+    its default LR; ``runs`` and ``history`` hold every grid value (``tuned_lr``).
+    """
+
     def __init__(self, data: StudyData):
         self.data = data
 
@@ -135,5 +158,9 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
-    """The study stored in ``path`` (a directory written by ``tricks ablation``)."""
+    """The study stored in ``path`` (a directory written by ``tricks ablation``: its ``study.json`` and
+    ``runs/``), as a ``Study`` whose tables are computed from the stored runs on first use. Reads data only
+    and never imports torch; a run counts when its record is complete and its settings key is the one
+    ``study.json`` planned (others are ``missing`` or ``corrupted``). A folder without ``study.json``, or
+    with a malformed one, raises ``TricksError`` with one line naming it."""
     return Study(_load(Path(path)))

@@ -49,12 +49,20 @@ def _span(low: float, high: float, signed: str = "") -> str:
     return a if a == b else f"{a} to {b}"
 
 
+def _strictest(deltas: pd.DataFrame) -> str:
+    """Holm's strictest step: 0.05/m over the m comparisons with a p-value (none with one seed)."""
+    m = int(deltas["t_p"].notna().sum()) if len(deltas) and "t_p" in deltas else 0
+    return f"{ALPHA:g}/{m}" if m else f"{ALPHA:g} divided by the number of comparisons (none has a p-value here)"
+
+
 def _detectable(deltas: pd.DataFrame) -> str:
     """What the seeds could detect at 80% power: at Holm's strictest step (mde_holm) and per comparison (mde)."""
     ok = deltas.dropna(subset=["mde_holm"]) if "mde_holm" in deltas else deltas.iloc[:0]
     if not len(ok):
         return ""
     n, m, need = sorted(set(ok["n"].astype(int))), int(deltas["t_p"].notna().sum()), ok["seeds_for_target"].dropna()
+    if not m:
+        return ""
     return (f"What these seeds could detect: with {n[0] if len(n) == 1 else f'{n[0]} to {n[-1]}'} paired seeds the "
             f"smallest effect these comparisons detect at 80% power after Holm (two-sided, {ALPHA:g}/{m} at its "
             f"strictest step) is {_span(ok['mde_holm'].min(), ok['mde_holm'].max())} points "
@@ -160,7 +168,7 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
               "below 0.05; otherwise it is within noise. The 95% t-intervals are per comparison (not adjusted) "
               "and clipped to the metric's range, as are the summary's. MDE: the smallest delta this comparison "
               "detects with 80% power by a two-sided paired t-test at 0.05, from its paired spread and n; MDE Holm: "
-              f"the same at Holm's strictest step, 0.05/{int(deltas['t_p'].notna().sum()) if len(deltas) else 0}, "
+              f"the same at Holm's strictest step, {_strictest(deltas)}, "
               "so a delta that large is found beyond noise with at least 80% power whatever the other comparisons "
               "show. P(better): the share of the paired seeds in which the variant's micro-F1 is higher than that "
               "of the one it is compared with, a tie counting half (1.00: higher in every seed; 0.50: as often "

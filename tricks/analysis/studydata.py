@@ -48,13 +48,14 @@ class StudyData:
 
     def history(self) -> pd.DataFrame:
         """One row per (variant, seed, epoch): losses, accuracies, lr (validation columns when recorded;
-        ``tuned_lr``, the run's grid value, in a tuned study)."""
-        rows = [{"variant": r["variant"], "seed": r["seed"], **h, **_tuned(r)} for r in self.records
+        ``tuned_lr``, the run's grid value, in a tuned study; a leading ``workload`` column in a
+        multi-workload study, where (variant, seed, epoch) repeats once per workload)."""
+        rows = [{**_workload(r), "variant": r["variant"], "seed": r["seed"], **h, **_tuned(r)} for r in self.records
                 for h in r["history"]]
         cols = ["variant", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "lr", "train_seconds",
                 "eval_seconds"]
         extra = [c for c in ("train_nll", "val_loss", "val_accuracy", "tuned_lr") if any(c in h for h in rows)]
-        return pd.DataFrame(rows, columns=cols + extra)
+        return pd.DataFrame(rows, columns=_leading(rows) + cols + extra)
 
     def lr_steps(self) -> pd.DataFrame:
         """One row per recorded LR change: variant, seed, step, epoch (fractional: step / steps per epoch), lr.
@@ -63,7 +64,8 @@ class StudyData:
         the LR then in force, unless a change was recorded there: the trace records changes only, so
         a constant LR is one point at step 0 and the last LR of a step schedule would otherwise end
         where it began. Runs recorded before the per-step trace existed (schema 1) contribute their
-        per-epoch LR, closed at the end of their last epoch."""
+        per-epoch LR, closed at the end of their last epoch. A multi-workload study's rows lead with their
+        ``workload``."""
         rows = []
         for r in self.records:
             trace = r.get("lr_trace")
@@ -73,14 +75,14 @@ class StudyData:
                 points = list(zip(trace["step"], trace["lr"]))
                 if points and points[-1][0] < epochs * spe:
                     points.append((epochs * spe, points[-1][1]))
-                rows += [{"variant": r["variant"], "seed": r["seed"], "step": s, "epoch": s / spe, "lr": lr}
-                         for s, lr in points]
+                rows += [{**_workload(r), "variant": r["variant"], "seed": r["seed"], "step": s, "epoch": s / spe,
+                          "lr": lr} for s, lr in points]
             elif r["history"]:
                 points = [(h["epoch"] - 1, h["lr"]) for h in r["history"]]
                 points.append((r["history"][-1]["epoch"], points[-1][1]))
-                rows += [{"variant": r["variant"], "seed": r["seed"], "step": None, "epoch": e, "lr": lr}
-                         for e, lr in points]
-        return pd.DataFrame(rows, columns=["variant", "seed", "step", "epoch", "lr"])
+                rows += [{**_workload(r), "variant": r["variant"], "seed": r["seed"], "step": None, "epoch": e,
+                          "lr": lr} for e, lr in points]
+        return pd.DataFrame(rows, columns=_leading(rows) + ["variant", "seed", "step", "epoch", "lr"])
 
     def confusion(self, variant: str) -> np.ndarray | None:
         """The confusion matrix of ``variant`` summed over its ok seeds (rows: true class)."""
@@ -96,6 +98,16 @@ class StudyData:
             return pd.DataFrame()
         t = pd.DataFrame(rows).groupby(["variant", "class"])["f1"].mean().unstack("class")
         return t.reindex(index=[v for v in self.order if v in t.index], columns=self.classes)
+
+
+def _workload(record: dict) -> dict:
+    """{"workload": name} for a run of a multi-workload study, else {} (a one-workload study's tables are unchanged)."""
+    return {} if record.get("workload") is None else {"workload": record["workload"]}
+
+
+def _leading(rows: list[dict]) -> list[str]:
+    """``["workload"]`` when the rows come from a multi-workload study, else []."""
+    return ["workload"] if any("workload" in r for r in rows) else []
 
 
 def _tuned(record: dict) -> dict:

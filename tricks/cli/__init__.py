@@ -9,8 +9,10 @@ import argparse
 import sys
 
 from ..errors import Terminated, TricksError
+from ..training.datasets import DATASETS, DEFAULT_DATASET   # light: the built-in datasets' registry
 from .ablation import DEFAULT_OUT_ROOT, DEFAULT_SPEC, cmd_ablation
 from .commands import cmd_check, cmd_figures, cmd_list
+from .confirm import add_parser as add_confirm_parser
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
@@ -21,11 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tricks", description="Ablation benchmark of backprop tricks on CIFAR-10.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    ls = sub.add_parser("list", help="the registered tricks or models, or a spec's variants")
-    ls.add_argument("what", nargs="?", choices=("tricks", "models"), default="tricks",
+    ls = sub.add_parser("list", help="the registered tricks, models or datasets, or a spec's variants")
+    ls.add_argument("what", nargs="?", choices=("tricks", "models", "datasets"), default=None,
                     help="tricks (default): each with its hooks and parameters; models: each with its parameter "
-                         "count, FLOPs per image and sites")
-    ls.add_argument("--spec", help="a spec file: list its variants instead")
+                         "count, FLOPs per image and sites; datasets: each with its classes, sizes and checksum "
+                         "source")
+    ls.add_argument("--spec", help="a spec file: list its variants instead; with tricks or models: the ones its "
+                                   "imports register (parameters, sizes) and those it uses; with datasets: the "
+                                   "registered datasets, its imports' included")
     ls.set_defaults(func=cmd_list)
 
     ab = sub.add_parser("ablation", help="train every (variant, seed) of a spec; skips finished runs")
@@ -37,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--validation", type=int,
                     help="hold out a class-balanced N-image validation split of the training images "
                          "(default: the spec's, else 0); callbacks and metric-driven schedules read only it")
-    ab.add_argument("--dataset", default="cifar10",
-                    help="cifar10 or cifar100 (torchvision archives, downloaded or put into --data-dir) or imagefolder")
+    ab.add_argument("--dataset", default=DEFAULT_DATASET,
+                    help=f"a registered dataset: {', '.join(DATASETS.names())}, or one the spec's imports register "
+                         f"(default {DEFAULT_DATASET}; 'tricks list datasets' describes each)")
     ab.add_argument("--data-dir", help="data directory (default: $TRICKS_DATA_DIR, else ./data)")
     ab.add_argument("--device", default="auto",
                     help="auto, cpu or cuda (default auto: cuda when there is one; with --executor ray, when the "
@@ -71,13 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train in rounds, one more seed (every variant) per round, until every comparison's "
                          "95%% interval half-width is at most H accuracy points (needs --max-seeds)")
     ab.add_argument("--max-seeds", type=int, metavar="N", help="with --until-halfwidth: stop at N seeds at most")
-    ab.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ab.add_argument("--progress", action="store_true",
+                    help="progress bars even when stderr is not a terminal (default: bars on a terminal only; "
+                         "in a log, one line per finished run)")
+    ab.add_argument("--no-progress", action="store_true", help="no progress bars: one line per finished run")
     ab.add_argument("--no-report", action="store_true", help="do not render figures and REPORT.md at the end")
     ab.set_defaults(func=cmd_ablation)
 
     fg = sub.add_parser("figures", help="regenerate figures, tables and REPORT.md from stored runs (no training)")
     fg.add_argument("--results", required=True, help="a results directory written by 'tricks ablation'")
     fg.set_defaults(func=cmd_figures)
+
+    add_confirm_parser(sub)
 
     ck = sub.add_parser("check", help="compare a CI-profile study's deltas with a reference; exit 1 on regression")
     ck.add_argument("--results", required=True, help="results directory of the CI-profile study")

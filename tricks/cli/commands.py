@@ -29,6 +29,14 @@ def cmd_list(args) -> int:
     from ..plugins import load_plugins
     from ..specs.registry import TRICKS
 
+    if args.what == "datasets":
+        from .list_datasets import cmd_list_datasets
+
+        return cmd_list_datasets(args.spec)
+    if args.spec and args.what is not None:   # the spec's own tricks or models, with parameters and sizes
+        from .list_spec import cmd_list_spec_code
+
+        return cmd_list_spec_code(args.what, args.spec)
     if args.spec:
         from ..plugins import load_spec
 
@@ -43,20 +51,21 @@ def cmd_list(args) -> int:
             for g in d.get("generators", []):
                 print(f"    generator: {g}")
         if spec.tuning:
-            from ..specs.tuning import peak_lr
+            from ..specs.entry import variant_default_lr
 
             print(f"  tuning: every variant at peak LR {', '.join(f'{x:g}' for x in spec.tuning.lr)} (per optimizer "
                   f"step), chosen on the final {spec.tuning.select_on}: {len(spec.variants) * len(spec.tuning.lr)} "
                   "arms per seed")
         if spec.multi_workload or spec.workloads[0].model != "tf_cnn":
             for w in spec.workloads:
-                print(f"  workload {w.name or '(the only one)'}: model {w.model}"
+                print(f"  workload {w.name or '(the only one)'}: "
+                      + (f"entry {w.entry}, config {w.config}" if w.entry else f"model {w.model}")
                       + (f", {w.epochs} epochs" if w.epochs else "") + (f", subset {w.train_subset}" if w.train_subset else "")
                       + (f", dataset {w.dataset or '(--dataset)'} in {w.data_dir or '--data-dir'}"
                          if w.dataset or w.data_dir else ""))
         for v in spec.variants:
-            tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or "(none)"
-            peak = f" (peak LR {peak_lr(v.tricks):g})" if spec.tuning else ""
+            tricks = ", ".join(_fmt_trick(t) for t in v.tricks) or (f"config {v.config}" if v.config else "(none)")
+            peak = f" (peak LR {variant_default_lr(spec, v):g})" if spec.tuning else ""
             print(f"  {v.name:<16} base={v.base or '-':<14} {tricks}{peak}")
         return 0
     load_plugins()

@@ -14,6 +14,7 @@ from typing import Iterable
 from ..errors import SpecError
 from ..specs import spec as _spec
 from ..specs.spec import Spec
+from ..training import datasets as _datasets  # noqa: F401 - registers the built-in datasets
 
 BUILTIN_MODULES = (
     "normalize",      # normalize_inputs
@@ -62,7 +63,9 @@ def load_plugins(extra_modules: Iterable[str] = ()) -> None:
             importlib.import_module(mod)
         except ImportError as exc:
             raise SpecError(f"cannot import trick module {mod!r} listed under 'imports': {exc}. "
-                            "Is it on PYTHONPATH (or installed)?") from None
+                            "Is it beside the spec, on PYTHONPATH or installed?") from None
+        except SpecError as exc:   # refused while registering (a near-miss hook name, no hook: specs.user_code)
+            raise SpecError(f"trick module {mod!r} listed under 'imports': {exc}") from None
         except SystemExit as exc:
             raise SpecError(f"trick module {mod!r} listed under 'imports' called sys.exit({exc.code}) "
                             "while being imported") from None

@@ -1,10 +1,20 @@
-"""Early stopping on a validation metric (the semantics of Lightning's ``EarlyStopping``)."""
+"""Early stopping on a validation metric (the semantics of Lightning's ``EarlyStopping``).
+
+Reference: Lightning's ``EarlyStopping(monitor, mode, patience, min_delta)`` (an improvement must beat
+the best so far by more than ``min_delta``; ``patience`` epochs without one stop the run), with Keras's
+``restore_best_weights`` as ``restore_best``. Refused when the spec loads (``allow_noop`` runs it
+anyway): a patience of epochs - 1 or more, since the first epoch always improves and the earliest
+stop is after epoch patience + 1 (unless ``restore_best`` still has epochs to choose from); and
+``restore_best`` beside a trick that supplies the evaluated weights (``ema``, ``swa``), which would
+restore the trained weights while the test evaluates the average.
+"""
 
 from __future__ import annotations
 
 import math
 
-from ..specs.base import Trick
+from ..errors import SpecError
+from ..specs.base import ALLOW_NOOP, Trick
 from ..specs.callbacks import Callback, EpochState
 from ..specs.params import Param
 from ..specs.registry import register_trick
@@ -64,8 +74,24 @@ class EarlyStoppingTrick(Trick):
         Param("patience", int, 3, "epochs without improvement before stopping", low=1, high=10**6),
         Param("min_delta", float, 0.0, "smallest change of the metric that counts as an improvement (its units)",
               low=0.0, high=1e6),
-        Param("restore_best", bool, False, "load the best epoch's weights before the final test"),
+        Param("restore_best", bool, False, "load the best epoch's weights before the final test (refused beside "
+              "ema or swa, whose average the test evaluates)"),
+        ALLOW_NOOP,
     )
+
+    def check_budget(self, budget) -> None:
+        # the first epoch always improves, so the earliest stop is after epoch patience + 1; restoring the
+        # best epoch can still act when there are at least two epochs to choose from
+        if self.p["patience"] + 1 >= budget.epochs and (not self.p["restore_best"] or budget.epochs == 1):
+            self.refuse_noop("patience", "leaves no epoch to save: the earliest stop is after epoch "
+                             "patience + 1, so it would never stop a run early", budget, "lower patience")
+
+    def check_variant(self, tricks) -> None:
+        averaging = [t.name for t in tricks if "evaluation_model" in t.claimed_hooks()]
+        if self.p["restore_best"] and averaging:
+            raise SpecError(f"trick '{self.name}': restore_best = true beside '{averaging[0]}', which evaluates "
+                            "its own average: the best epoch's trained weights would be restored and never "
+                            "evaluated; set restore_best = false (the run still stops early)")
 
     def callbacks(self) -> list:
         mode = MONITORS[self.p["monitor"]] if self.p["mode"] == "auto" else self.p["mode"]

@@ -1,11 +1,24 @@
 """An exponential moving average (EMA) of the weights, evaluated instead of the trained weights.
 
-Convention (pinned by ``tests/test_trick_ema_swa_sam.py``): the shadow starts as an exact copy of
-the weights after the first optimizer step, with no bias correction and no warm-up of the decay;
-after every later step ``shadow = decay * shadow + (1 - decay) * weights`` (``lerp_``). After k
-steps that is ``decay**(k-1) * w_1 + sum_{i=2..k} (1 - decay) * decay**(k-i) * w_i``. Buffers
-(batch-norm running statistics) are not averaged: the shadow takes the trained model's after every
-step. Until the first step, evaluation sees the trained model itself.
+Reference: ``torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+use_buffers=True)`` updated after every optimizer step, as torchvision's classification references
+use it (timm's ``ModelEma`` classes average the buffers too); with the default parameters it equals
+that step for step, bit for bit (``tests/test_trick_references.py``). The shadow starts as an exact copy of the weights after the
+first optimizer step (no bias correction); after every later step ``shadow = decay * shadow +
+(1 - decay) * weights``, one vectorized ``torch._foreach_lerp_`` over every floating-point tensor
+(bit for bit the per-tensor ``lerp_``). After k steps that is ``decay**(k-1) * w_1 + sum_{i=2..k}
+(1 - decay) * decay**(k-i) * w_i``. Until the first step, evaluation sees the trained model itself.
+
+- ``buffers = "average"`` (default): batch-norm running statistics are averaged like the weights
+  (``use_buffers=True``; integer buffers such as ``num_batches_tracked`` as ``AveragedModel`` does:
+  ``copy_(shadow * decay + weights * (1 - decay))``). ``"copy"``: the shadow takes the trained
+  model's buffers after every step, as this trick did before it had the choice. A model without
+  buffers (tf_cnn, the committed studies' network) trains and evaluates the same either way, so no
+  stored run moved (the version stays 1).
+- ``warmup = true``: the decay of the update that folds in the n-th snapshot after the first is
+  ``min(decay, (1 + n) / (10 + n))`` (TensorFlow's ``ExponentialMovingAverage(num_updates=...)``;
+  timm's ``ModelEmaV3`` has a warm-up of another shape), so early averages do not carry the initial weights (without it,
+  ``0.999**(k-1)``: 0.46 of the weight after one 782-step epoch). Default off, as in the references.
 
 ``Shadow`` is the frozen copy and its checkpoint form, shared with ``swa``: a checkpoint holds its
 state dict (tensors), and a loaded one is materialized on the next model the hooks are given (the
@@ -61,10 +74,28 @@ def copy_buffers(target: nn.Module, source: nn.Module) -> None:
         t.copy_(s)
 
 
+@torch.no_grad()
+def ema_update(averaged: list[torch.Tensor], current: list[torch.Tensor], decay: float) -> None:
+    """``averaged <- decay * averaged + (1 - decay) * current`` as ``get_ema_multi_avg_fn`` computes it:
+    one ``_foreach_lerp_`` over the floating-point tensors, ``copy_`` of the blend for the others."""
+    floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+    if floats:
+        torch._foreach_lerp_([averaged[i] for i in floats], [current[i].detach() for i in floats], 1 - decay)
+    for a, c in zip(averaged, current, strict=True):
+        if not a.is_floating_point():
+            a.copy_(a * decay + c.detach() * (1 - decay))
+
+
+def warmed_decay(decay: float, n: int) -> float:
+    """The decay of the update folding in the n-th snapshot after the first, with the warm-up."""
+    return min(decay, (1 + n) / (10 + n))
+
+
 @register_trick
 class EMA(Trick):
     name = "ema"
-    description = "Evaluate an exponential moving average of the weights, updated after every optimizer step."
+    description = ("Evaluate an exponential moving average of the weights (and batch-norm statistics), updated "
+                   "after every optimizer step (AveragedModel with get_ema_multi_avg_fn, use_buffers=True).")
     params = (
         # 0.999: a horizon 1/(1-decay) of 1,000 steps, ~1.3 epochs of the 782 steps per epoch at batch 64 on
         # CIFAR-10, so ~7,800 steps of a 10-epoch run average over its last epoch or so. timm and
@@ -72,6 +103,12 @@ class EMA(Trick):
         # horizon here would still weigh the early, poor weights at the end of the run.
         Param("decay", float, 0.999, "weight of the running average per optimizer step",
               low=0.0, high=1.0, low_open=True, high_open=True),
+        # average: timm's and torchvision's (AveragedModel use_buffers=True); copy: the trained model's
+        Param("buffers", str, "average", "batch-norm statistics of the average: averaged like the weights, "
+              "or copied from the trained model", choices=("average", "copy"), omit_default=True),
+        # false: the references' default; true: TensorFlow's num_updates warm-up
+        Param("warmup", bool, False, "warm the decay up: min(decay, (1 + n) / (10 + n)) at the n-th update",
+              omit_default=True),
     )
 
     def __init__(self, **given: Any):
@@ -86,10 +123,13 @@ class EMA(Trick):
         if shadow is None:
             self.shadow.start(model)      # the first step's weights, exactly
             return
-        weight = 1.0 - self.p["decay"]
-        for s, p in zip(shadow.parameters(), model.parameters(), strict=True):
-            s.lerp_(p.detach(), weight)
-        copy_buffers(shadow, model)
+        n = self.steps - 1              # snapshots in the average before this one
+        decay = warmed_decay(self.p["decay"], n) if self.p["warmup"] else self.p["decay"]
+        if self.p["buffers"] == "average":
+            ema_update([*shadow.parameters(), *shadow.buffers()], [*model.parameters(), *model.buffers()], decay)
+        else:
+            ema_update(list(shadow.parameters()), list(model.parameters()), decay)
+            copy_buffers(shadow, model)
 
     def evaluation_model(self, model: nn.Module, train: TrainSplit) -> nn.Module:
         shadow = self.shadow.get(model)

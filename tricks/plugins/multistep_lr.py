@@ -1,11 +1,13 @@
-"""Piecewise-constant decay: multiply the learning rate by gamma at given epochs (``MultiStepLR``)."""
+"""Piecewise-constant decay: multiply the learning rate by gamma at given epochs (``MultiStepLR``, stepped
+per epoch: torch's reference use). Milestones all at or above the epochs never cut: refused when the
+spec loads (``allow_noop`` runs it anyway)."""
 
 from __future__ import annotations
 
 import torch
 
 from ..errors import SpecError
-from ..specs.base import Trick
+from ..specs.base import ALLOW_NOOP, Trick
 from ..specs.params import Param
 from ..specs.registry import register_trick
 from ..training.schedule import Schedule
@@ -22,7 +24,13 @@ class MultiStepLR(Trick):
         Param("milestones", list, [5, 8], "epochs (positive integers) after which the LR is cut"),
         # 0.1: MultiStepLR's default, the classic divide-by-ten cut
         Param("gamma", float, 0.1, "LR multiplier at each milestone", low=0.0, low_open=True, high=1.0),
+        ALLOW_NOOP,
     )
+
+    def check_budget(self, budget) -> None:
+        if min(self.p["milestones"]) >= budget.epochs:   # a cut after epoch m takes effect in epoch m + 1
+            self.refuse_noop("milestones", "all lie at or after the last epoch: the LR would never be cut", budget,
+                             "give an earlier milestone")
 
     def __init__(self, **given):
         super().__init__(**given)

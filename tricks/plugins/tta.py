@@ -7,8 +7,19 @@ probabilities sum to less than 1, so the validation and test NLL the engine reco
 be inflated against every other variant's. Renormalized, it is the geometric-mean ensemble (the
 same as averaging the two passes' logits); the predicted class is the same either way.
 
-The hook is ``predict``: the engine applies it to validation and test evaluation only, never to
-training steps. It draws no random numbers (the mirror is deterministic).
+Choices a user must know (``tricks list`` and docs/tricks.md say them too):
+
+- **Averaging**: the geometric mean of the two distributions (renormalized mean log-probability),
+  not the arithmetic mean of the probabilities (the other common choice); the two can pick
+  different classes where the passes disagree.
+- **Scope**: the hook is ``predict``, which the engine applies to every evaluation: the test split
+  and the validation split alike (so the validation metrics that early stopping, plateau schedules
+  and ``[tuning]`` read are TTA's too), never to training steps.
+- **Flip assumption**: a left-right mirror keeps an image's class. True of CIFAR-10 and CIFAR-100
+  (the standard training augmentation flips them for that reason); not of a dataset whose classes
+  are handed or read (digits, letters, road signs with arrows), where the mirrored pass hurts.
+
+It draws no random numbers (the mirror is deterministic).
 """
 
 from __future__ import annotations
@@ -32,13 +43,15 @@ def mirrored_mean(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 @register_trick
 class TTA(Trick):   # not "Test...": pytest would try to collect the class wherever a test imports it
     name = "tta"
-    description = "Evaluate validation and test images and their mirrors; average the log-probabilities, renormalized."
+    description = ("Evaluate each validation and test image and its left-right mirror; average the "
+                   "log-probabilities, renormalized (a geometric mean); assumes mirroring keeps the class.")
     params = (
         # True: the mirror is the one view a CIFAR-10 image keeps its class under (the standard training
         # augmentation flips for that reason) and it costs a single second forward pass; False leaves the
         # trick claiming the evaluation hook as plain model(inputs), a switch for ablations.
         Param("flip", bool, True, "average the log-probabilities of the image and its left-right mirror "
-              "(renormalized); false: a single pass"),
+              "(renormalized: the geometric mean of the two distributions), at validation and test alike; "
+              "assumes a flip-symmetric dataset (CIFAR: yes; digits, text: no); false: a single pass"),
     )
 
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,8 @@ def shape_key(run: RunSettings, num_classes: int | Mapping[str, int]) -> tuple[t
     from ..training.cohort import can_join
     from ..training.population import signature
 
+    if run.entry is not None:   # the user's own loop (specs.entry): nothing to batch
+        return ((run.stem,), None), "an entry-point workload trains its own loop"
     load_plugins(run.imports)
     recipe = recipe_for(run)
     why = can_join(recipe)

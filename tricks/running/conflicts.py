@@ -65,6 +65,7 @@ def differences(conflicts: list[Conflict]) -> list[str]:
             old = {**old, "threads": 1}     # records made before threads were a setting: all on one thread
         # records made before tuning and models were settings: the variant's own LRs, the study's net
         old = {"tuned_lr": None, "model": "tf_cnn", "workload": None, **old}
+        new, old = _by_module(new), _by_module(old)   # an imported module's changed source, by its name
         for name in sorted(set(new) | set(old)):
             if name in ("variant", "seed", "workload"):
                 continue
@@ -80,6 +81,13 @@ def differences(conflicts: list[Conflict]) -> list[str]:
     if not lines:   # same recorded settings but another key: an older record layout
         lines.append(f"  settings key: {len(conflicts)} run(s) stored under a key this version does not make")
     return lines
+
+
+def _by_module(settings: dict) -> dict:
+    """The settings with ``sources`` ({module: sha256}) spread into one entry per module."""
+    out = {k: v for k, v in settings.items() if k not in ("sources", "code_root")}
+    out.update({f"source of module {m!r}": sha for m, sha in dict(settings.get("sources") or {}).items()})
+    return out
 
 
 def refusal(conflicts: list[Conflict], out_dir: Path) -> TricksError:

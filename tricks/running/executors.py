@@ -15,9 +15,11 @@ The driver (``study.run_study``) gives an executor a ``JobSink``: ``record(job, 
 finished run, ``failure(job, reason, traceback)`` for a failed one, ``event(worker, stem, kind,
 payload)`` for progress. Another executor (a cluster, say) plugs in by implementing ``run``.
 
-Workers are forked from a preloaded fork server (``forkserver``), and the driver calls
-``LocalExecutor.start()`` before it loads the dataset, so that the workers' start overlaps that
-load instead of following it; ``data_ready`` then tells them which cache file to map.
+Workers are forked from a preloaded fork server (``forkserver``), started as the command begins so
+that its imports overlap the study process's loading of the spec and the dataset. The driver calls
+``LocalExecutor.start()`` only once every check of the study has passed (no pool, queue or semaphore
+exists before), then ``data_ready`` tells the workers which cache file to map. A pool is torn down
+once and to the end (``_terminate``, ``_drain``).
 """
 
 from __future__ import annotations
@@ -102,9 +104,9 @@ class LocalExecutor:
         return 1 if self.device.type == "cuda" else self._threads
 
     def start(self) -> None:
-        """Start the worker processes now, before the dataset is loaded, so that their start (waiting
-        on the fork server's imports: seconds) overlaps the study process's own loading; call
-        ``data_ready(dataset)`` once the dataset is loaded. No-op for an in-process study."""
+        """Start the worker processes now (in a thread: each start waits until the fork server has
+        done its imports); call ``data_ready(dataset)`` to tell them where the loaded dataset is
+        cached. No-op for an in-process study."""
         if self.in_process or self._warm is not None:
             return
         ctx = mp_context()
@@ -189,9 +191,10 @@ class LocalExecutor:
         except BaseException:
             _terminate(pool)
             raise
-        # Every job is done: the workers exit on their own (a torch process takes about a second to
-        # tear down) while the study writes its tables and report; the interpreter joins them at exit.
-        pool.shutdown(wait=bool(broken))
+        if broken:
+            pool.shutdown(wait=True)
+        else:   # every job is done: the workers exit on their own (a torch process takes about a second
+            _drain(pool)   # to tear down) while the study writes its tables and report
         return broken
 
     def _run_pool(self, jobs: list[RunSettings], sink: JobSink) -> None:
@@ -245,8 +248,25 @@ class LocalExecutor:
             listener.join(timeout=2)
 
 
+# Tearing a pool down, once and to the end. A pool's queues hold named semaphores, registered with
+# multiprocessing's resource tracker, and its manager thread holds the pool's call queue. Shut down
+# without waiting, the pool was released by that thread as it ended, a daemon thread when the pool was
+# started by ``start``'s: at an early exit (a bad --train-subset, say) that raced the interpreter's
+# exit, which could cut the thread off between unlinking a semaphore and unregistering it. The tracker
+# then unlinked it again at its own exit and printed "resource_tracker: ... leaked semaphore" and
+# "'/mp-...': [Errno 2] No such file or directory" warnings (or the thread's traceback) after the
+# one-line error. So: the study starts no pool before its checks pass, and every pool is shut down
+# with ``wait=True``, here or in a non-daemon thread the interpreter waits for.
+
 def _terminate(pool: ProcessPoolExecutor) -> None:
-    for p in list(getattr(pool, "_processes", {}).values()):
+    """Stop the pool's workers and wait until the pool, its manager thread and its queues are gone."""
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
         if p.is_alive():
             p.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool whose jobs are all done down in a non-daemon thread: the study goes on meanwhile, and
+    the interpreter waits for the thread before it exits (the pool is released in it, not in a daemon)."""
+    threading.Thread(target=pool.shutdown, kwargs={"wait": True}, name="drain-workers", daemon=False).start()

@@ -6,11 +6,17 @@ torch._dynamo: about 4.5 s of CPU here) instead of every worker importing it aft
 with ``start()`` as the command begins, the server does that import on a spare core while the study
 process loads the spec and the dataset. This module imports nothing heavy: it runs before torch is.
 Elsewhere (Windows) workers are spawned.
+
+The server holds no queue, semaphore or shared memory (the study's pool makes those, once its checks
+have passed), so a command that stops early leaves nothing behind it; ``stop()`` then ends the server
+at once, mid-import too, instead of letting it finish importing for workers that will never come.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 
 PRELOAD = f"{__package__}.preload"
 
@@ -35,3 +41,19 @@ def start() -> None:
 
         context()
         forkserver.ensure_running()
+
+
+def stop() -> None:
+    """End the fork server this process started, now (a command that stopped before any worker started)."""
+    if not available():
+        return
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    if server._forkserver_pid is None:
+        return
+    try:
+        os.kill(server._forkserver_pid, signal.SIGTERM)   # it ignores only SIGINT; mid-import it just ends
+    except ProcessLookupError:
+        pass
+    server._stop()   # closes its end of the "alive" pipe, reaps it, removes its socket

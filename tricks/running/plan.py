@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import SpecError
 from ..training.recipe import build_recipe, trick_versions
 from ..specs.spec import Spec
-from ..specs.tuning import peak_lr
+from ..specs.entry import run_code, run_config, variant_default_lr
 from ..specs.workloads import Workload
 from ..training.data import DataSource
 from .records import check_record, run_arm, run_path, run_stem
@@ -37,6 +37,9 @@ class StudyOptions:
     ray_address: str | None = None           # None: $RAY_ADDRESS, else a local Ray started for the study
     ray_cpus_per_run: float = 1.0            # CPUs per Ray task (and torch threads in it)
     ray_gpus_per_run: float | None = None    # None: 1 on a cluster with GPUs when training on CUDA, else 0
+    workloads: tuple[str, ...] | None = None  # a subset of the spec's workloads (by name); None: all
+    fixed_lr: dict[str, float] | None = None  # variant -> the one tuned LR it trains at (a confirmation of a
+                                              # tuned claim); None: the spec's [tuning] grid, if any
 
 
 def validation_size(opts: StudyOptions) -> int:
@@ -59,9 +62,24 @@ def planned_seeds(opts: StudyOptions) -> tuple[int, ...]:
     return tuple(opts.seeds or opts.spec.training.seeds)
 
 
-def grid(opts: StudyOptions) -> tuple[float | None, ...]:
-    """The tuned LRs each variant runs at: the spec's ``[tuning]`` grid, else (None,): its own LRs."""
+def grid(opts: StudyOptions, variant: str | None = None) -> tuple[float | None, ...]:
+    """The tuned LRs ``variant`` runs at: its fixed LR (``opts.fixed_lr``), else the spec's ``[tuning]``
+    grid, else (None,): its own LRs."""
+    if opts.fixed_lr and variant in opts.fixed_lr:
+        return (opts.fixed_lr[variant],)
     return opts.spec.tuning.lr if opts.spec.tuning is not None else (None,)
+
+
+def planned_workloads(opts: StudyOptions) -> list[Workload]:
+    """The spec's workloads, or the subset ``opts.workloads`` names (in spec order)."""
+    if opts.workloads is None:
+        return list(opts.spec.workloads)
+    names = [w.name for w in opts.spec.workloads]
+    unknown = [n for n in opts.workloads if n not in names]
+    if unknown:
+        raise SpecError(f"spec '{opts.spec.name}' has no workload {', '.join(unknown)}; its workloads: "
+                        f"{', '.join(str(n) for n in names)}")
+    return [w for w in opts.spec.workloads if w.name in opts.workloads]
 
 
 def workload_source(opts: StudyOptions, w: Workload) -> DataSource:
@@ -73,7 +91,7 @@ def workload_source(opts: StudyOptions, w: Workload) -> DataSource:
 
 def data_sources(opts: StudyOptions) -> list[DataSource]:
     """The study's source first, then each other source its workloads train on, once."""
-    return list(dict.fromkeys([opts.source] + [workload_source(opts, w) for w in opts.spec.workloads]))
+    return list(dict.fromkeys([opts.source] + [workload_source(opts, w) for w in planned_workloads(opts)]))
 
 
 def plan(opts: StudyOptions, checksums: dict[DataSource, str]) -> list[RunSettings]:
@@ -85,7 +103,9 @@ def plan(opts: StudyOptions, checksums: dict[DataSource, str]) -> list[RunSettin
     validation = validation_size(opts)
     variants = spec.select(opts.variants)
     versions = {v.name: tuple(trick_versions(v.tricks).items()) for v in variants}
-    sources = {w.name: workload_source(opts, w) for w in spec.workloads}
+    workloads = planned_workloads(opts)
+    sources = {w.name: workload_source(opts, w) for w in workloads}
+    code = {w.name: run_code(spec, w) for w in workloads}   # entry point, user modules' sources (specs.entry)
     return [RunSettings(spec=spec.name, variant=v.name, tricks=v.tricks, imports=spec.imports, seed=s,
                         epochs=opts.epochs or w.epochs or spec.training.epochs, batch_size=spec.training.batch_size,
                         train_subset=opts.train_subset or w.train_subset or spec.training.train_subset,
@@ -93,16 +113,17 @@ def plan(opts: StudyOptions, checksums: dict[DataSource, str]) -> list[RunSettin
                         data_sha256=checksums[sources[w.name]],
                         validation=validation, trick_versions=versions[v.name], threads=opts.threads,
                         tuned_lr=lr, model=w.model, workload=w.name,
-                        data_root=None if sources[w.name] == opts.source else sources[w.name].root)
-            for s in seeds for w in spec.workloads for v in variants for lr in grid(opts)]
+                        data_root=None if sources[w.name] == opts.source else sources[w.name].root,
+                        config=run_config(w, v, lr), **code[w.name])
+            for s in seeds for w in workloads for v in variants for lr in grid(opts, v.name)]
 
 
 def unstarted(opts: StudyOptions, out_dir: Path) -> int:
     """How many of the planned (variant, seed) runs have no run file yet: known before the data is
     loaded (a run file with stale settings is found out later, by ``split_done``)."""
     return sum(not run_path(out_dir, run_stem(run_arm(v.name, lr, w.name), s)).exists()
-               for s in planned_seeds(opts) for w in opts.spec.workloads for v in opts.spec.select(opts.variants)
-               for lr in grid(opts))
+               for s in planned_seeds(opts) for w in planned_workloads(opts) for v in opts.spec.select(opts.variants)
+               for lr in grid(opts, v.name))
 
 
 def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
@@ -134,7 +155,8 @@ def manifest(opts: StudyOptions, runs: list[RunSettings], dataset_info: dict, de
         "spec": {"name": spec.name, "description": spec.description, "path": spec.path,
                  "variants": [{"name": v.name, "base": v.base, "description": v.description,
                                "tricks": [dict(t) for t in v.tricks],
-                               **({"default_lr": peak_lr(v.tricks)} if tuned else {})}
+                               **({"config": dict(v.config)} if any(w.entry for w in spec.workloads) else {}),
+                               **({"default_lr": variant_default_lr(spec, v)} if tuned else {})}
                               for v in spec.variants if v.name in chosen],
                  **({"design": spec.design} if spec.design else {})},
         **({"tuning": spec.tuning.to_dict()} if tuned else {}),

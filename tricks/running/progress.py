@@ -1,4 +1,8 @@
-"""Progress bars for a study: one bar counting finished runs, one per worker (epoch, loss, accuracy)."""
+"""A study's progress: bars on a terminal, one line per finished run in a log.
+
+With bars (``enabled``: stderr is a terminal, or ``--progress`` forces them): one bar counting finished
+runs, one per worker (epoch, loss, accuracy). Without (stderr is a file or a pipe, or ``--no-progress``):
+no cursor codes at all, one line per finished run on stderr, ``tricks: run 3/40 baseline__seed2: ok``."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ class Progress:
     def __init__(self, total: int, enabled: bool):
         from tqdm.auto import tqdm
 
-        self.tqdm, self.enabled = tqdm, enabled
+        self.tqdm, self.enabled, self.total, self.done = tqdm, enabled, total, 0
         self.study = tqdm(total=total, desc="study", unit="run", disable=not enabled, position=0)
         self.bars: dict = {}
         self.started: set[str] = set()
@@ -24,7 +28,11 @@ class Progress:
         if kind == "start":
             self.started.add(stem)
         if kind == "notice":     # a one-line message for the user: shown with or without bars
-            self.tqdm.write(f"tricks: {stem}: {p['message']}", file=sys.stderr)
+            line = f"tricks: {stem}: {p['message']}"
+            if self.enabled:
+                self.tqdm.write(line, file=sys.stderr)   # above the bars
+            else:
+                print(line, file=sys.stderr, flush=True)
             return
         if not self.enabled:
             return
@@ -53,6 +61,10 @@ class Progress:
             bar.set_postfix(loss=f"{p['loss']:.3f}", acc=f"{p['acc']:.3f}")
 
     def finished(self, stem: str, status: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            print(f"tricks: run {self.done}/{self.total} {stem}: {status}", file=sys.stderr, flush=True)
+            return
         self.study.update(1)
         self.study.set_postfix_str(f"last: {stem} {status}")
 

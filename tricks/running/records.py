@@ -155,3 +155,26 @@ def write_runs_csv(out_dir: Path, records: Iterable[dict], order: list[str] | No
     path = Path(out_dir) / "runs.csv"
     write_atomic(path, buf.getvalue())
     return path
+
+
+TEST_LABELS = "test_labels.json"   # {dataset sha256: {"classes": [...], "labels": encoded}}, once per study
+
+
+def write_test_labels(out_dir: Path, labels: dict[str, tuple[list[str], list[int]]]) -> None:
+    """Add each dataset's test labels (``{sha256: (classes, labels)}``) to the study's ``test_labels.json``."""
+    from ..predictions import encode_labels
+
+    stored = read_test_labels(out_dir)
+    fresh = {sha: {"classes": list(classes), "labels": encode_labels(y)} for sha, (classes, y) in labels.items()}
+    if any(stored.get(sha) != v for sha, v in fresh.items()):
+        write_json(Path(out_dir) / TEST_LABELS, {**stored, **fresh})
+
+
+def read_test_labels(out_dir: Path) -> dict[str, dict]:
+    """``test_labels.json`` as stored ({} when the study has none: runs made before predictions were kept)."""
+    path = Path(out_dir) / TEST_LABELS
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -60,15 +60,23 @@ def run_one(settings: RunSettings, ctx: RunContext, emit=None, executor: dict | 
 
     ``executor`` describes where it ran (kind, and for Ray its version and node), for provenance.
     A run resumed from a checkpoint says so (``resumed_from_epoch``); its ``wall_seconds`` are this
-    attempt's, its ``train_seconds`` and ``eval_seconds`` all epochs'."""
+    attempt's, its ``train_seconds`` and ``eval_seconds`` all epochs'. An entry-point workload's run
+    calls the user's function instead of the engine (``entry.run_entry``)."""
     import torch
 
     from ..plugins import load_plugins
+    from ..specs.user_code import with_root
     from ..training.checkpoint import Checkpoints, checkpoint_path
     from ..training.engine import train_run
     from .provenance import provenance
     from .records import make_record
 
+    with_root(settings.code_root)    # the spec's folder first: its imports and entry point (a Ray worker too)
+    if settings.entry is not None:   # the user's own training function (specs.entry)
+        from .entry import run_entry
+
+        load_plugins(settings.imports)
+        return run_entry(settings, ctx, emit, executor)
     emit = emit or (lambda kind, payload: None)
     device = torch.device(ctx.device)
     if device.type != settings.device:   # a run planned for one device kind never trains on another

@@ -204,6 +204,8 @@ MANIFEST = Obj({
                                                              "dataset": Str(), "data_dir": Str()}), 1),
     "workload_datasets": DictOf(DATASET)})
 
+LABELS = Obj({"encoding": OneOf("uint8-base64"), "n": Int(0), "data": Str()})   # tricks.predictions
+
 EPOCH = Obj({"epoch": Int(1), "train_loss": Num(finite=False), "test_accuracy": FRACTION, "lr": Num(0.0)},
             {"test_loss": Num(finite=False), "val_loss": Num(finite=False), "val_accuracy": FRACTION,
              "train_nll": Num(finite=False), "train_seconds": Num(0.0), "eval_seconds": Num(0.0)})
@@ -223,7 +225,8 @@ RUN_RECORD = Obj({
 }, {"wall_seconds": Num(0.0), "train_seconds": Num(0.0), "eval_seconds": Num(0.0), "epochs_run": Int(0),
     "stop_reason": Str(), "provenance": Obj({}), "settings": Obj({}), "finished_at": Str(),
     "resumed_from_epoch": Int(0), "tuned_lr": Opt(Num(0.0)), "workload": Opt(Str()),
-    "lr_trace": Obj({"steps_per_epoch": Int(1), "step": ListOf(Int(0)), "lr": ListOf(Num(0.0))})})
+    "lr_trace": Obj({"steps_per_epoch": Int(1), "step": ListOf(Int(0)), "lr": ListOf(Num(0.0))}),
+    "test_predictions": LABELS})
 
 REFERENCE = Obj({
     "schema": OneOf(1),

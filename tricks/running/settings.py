@@ -40,6 +40,10 @@ class RunSettings:
     population: bool = False            # trained as a member of a population (grouped kernels: other rounding)
     data_root: str | None = None        # a workload's own dataset's directory (a label: data_sha256 is the
                                         # setting); None: the study's --data-dir
+    entry: str | None = None            # an entry-point workload's "module:function" (specs.entry); None: the engine
+    config: dict | None = None          # the entry point's configuration (workload's, then the variant's keys)
+    sources: tuple[tuple[str, str], ...] = ()   # (module, sha256 of its source): the spec's imports and entry
+    code_root: str | None = None        # the spec's folder, where those modules are looked up first (a label)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a record stores them; the device only when it is not the CPU and population
@@ -52,6 +56,12 @@ class RunSettings:
             del d["population"]
         if d["data_root"] is None:
             del d["data_root"]
+        for name in ("entry", "config", "code_root"):   # set for entry points and specs with imports only
+            if d[name] is None:
+                del d[name]
+        d["sources"] = dict(self.sources)
+        if not d["sources"]:
+            del d["sources"]
         d["tricks"] = [dict(t) for t in self.tricks]
         d["imports"] = list(self.imports)
         d["trick_versions"] = dict(self.trick_versions)
@@ -63,6 +73,7 @@ class RunSettings:
         d["tricks"] = tuple(dict(t) for t in d["tricks"])
         d["imports"] = tuple(d["imports"])
         d["trick_versions"] = tuple((str(k), int(v)) for k, v in dict(d.get("trick_versions") or {}).items())
+        d["sources"] = tuple((str(k), str(v)) for k, v in dict(d.get("sources") or {}).items())
         return cls(**d)
 
     def key(self) -> str:
@@ -72,7 +83,8 @@ class RunSettings:
         Settings added after the first record schema enter the hash only when they differ from the
         value that reproduces the earlier behaviour (no validation split, trick version 1, one
         intra-op thread, no tuned LR, the tf_cnn model, the CPU and solo training: ``to_dict`` leaves
-        those two out), so runs
+        those two out, as it leaves out the entry point, its config and the imported modules' sources of
+        a spec without them), so runs
         stored before those settings existed keep their keys and are reused, not trained again.
         """
         d = self.to_dict()
@@ -86,6 +98,7 @@ class RunSettings:
             del d["model"]
         del d["workload"]           # a label: the model and budget it names are settings of their own
         d.pop("data_root", None)    # a label: the dataset's checksum is the setting, not where it lies
+        d.pop("code_root", None)    # a label: the modules' sources are the setting, not where they lie
         changed = {name: v for name, v in d.pop("trick_versions").items() if v != 1}
         if changed:
             d["trick_versions"] = changed

@@ -3,6 +3,8 @@ write every record it returns, atomically, under the results directory's lock.
 
 Every finished run is written as soon as it arrives, so an interrupted study resumes where it
 stopped; ``runs.csv`` and ``failures.json`` are refreshed on the way out, whatever happened.
+``study.json`` and ``runs.csv`` cover the folder's whole study, not only the runs one command asked
+for (``folder.study_runs``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from .device import bf16_is_native, choose_precision, default_workers, resolve_d
 from .executors import CRASHED, JobSink, LocalExecutor
 from .conflicts import find_conflicts, move_aside, refusal, stored_precision
 from .lock import DirectoryLock
+from .checks import check_split
+from .folder import study_runs
 from .plan import (StudyOptions, check_variants, data_sources, manifest, plan, planned_keys, split_done,
-                   unstarted, workload_source)
+                   workload_source)
 from .progress import Progress
 from .provenance import git_revision
-from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv
+from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv, write_test_labels
 from .settings import RunSettings
 
 FAILURES = "failures.json"   # the runs that failed in the latest invocation, with reasons
@@ -44,6 +48,7 @@ class StudyOutcome:
     tracebacks: dict[str, str] = field(default_factory=dict)   # stem -> traceback, for bugs in tricks/engine
     corrupted: dict[str, str] = field(default_factory=dict)    # run file -> why; trained again
     wall_seconds: float = 0.0
+    in_folder: int = 0     # the runs of the folder's study (its tables): these planned ones and the others
 
 
 def _raise_terminated(signum, frame):
@@ -95,6 +100,9 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
               on_notice: Callable[[str], None] = _say, population: int | None = None) -> StudyOutcome:
     """Run the study's unfinished runs and write their records.
 
+    Everything that can refuse the study (options, data, splits, stored runs of other settings) is
+    checked before any worker process, shared queue or folder is made; local workers start only
+    then, forked from the fork server (which has been importing for them since the command began).
     ``on_wait`` is called once, when runs are handed to local worker processes: from then on this
     process only waits (the CLI imports the report's modules meanwhile, while the workers start).
     ``on_notice`` receives one-line messages for the user (default: printed on stderr).
@@ -110,39 +118,44 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
         device, native = _on_cluster(ray_executor, opts.device)   # where the runs execute, not here
     else:
         ray_executor, device = None, resolve_device(opts.device)
-    if opts.threads < 1:
-        raise TricksError(f"--threads must be at least 1, got {opts.threads}")
-    k = population_size(population, device)     # members per cohort; 0: every run solo
-    opts = replace(opts, precision=_resolve_precision(opts, device, on_notice, native))
-    check_variants(opts)
-    out_dir = Path(opts.out_dir)
-    _check_out_dir(out_dir)
-    # Local workers start now, while the data loads, when there are runs to do (the number without a
-    # run file is a lower bound on it, known before the data's checksum).
-    early = unstarted(opts, out_dir) if ray_executor is None else 0
-    checkpoints = out_dir / CHECKPOINTS_DIR    # per-epoch: an interrupted run resumes at its last epoch
-    local = LocalExecutor(opts.source, device, opts.workers or default_workers(device, early, opts.threads),
-                          checkpoint_dir=checkpoints, threads=opts.threads) if early else None
+    local = None
     try:
-        if local is not None:
-            local.start()
+        if opts.threads < 1:
+            raise TricksError(f"--threads must be at least 1, got {opts.threads}")
+        if opts.workers is not None and opts.workers < 1:
+            raise TricksError(f"--workers must be at least 1, got {opts.workers}")
+        k = population_size(population, device)     # members per cohort; 0: every run solo
+        opts = replace(opts, precision=_resolve_precision(opts, device, on_notice, native))
+        check_variants(opts)
+        out_dir = Path(opts.out_dir)
+        _check_out_dir(out_dir)
+        checkpoints = out_dir / CHECKPOINTS_DIR    # per-epoch: an interrupted run resumes at its last epoch
         # decoded and cached once, here: the study's dataset, then each workload's own
         dataset, *rest = [_load(opts, src) for src in data_sources(opts)]
         others = {d.source: d for d in rest}
-        if local is not None:
-            local.data_ready(dataset, others)
         by_sha = {d.checksum: d for d in [dataset, *rest]}
-        runs = on_device(plan(opts, {d.source: d.checksum for d in [dataset, *rest]}), device)
+        checksums = {d.source: d.checksum for d in [dataset, *rest]}
         num_classes = {sha: len(d.classes) for sha, d in by_sha.items()}   # cohorts' models: per dataset
+
+        def settle(planned: list[RunSettings]) -> list[RunSettings]:   # as this command trains them
+            return plan_population(on_device(planned, device), k, num_classes)[0]
+
+        runs = on_device(plan(opts, checksums), device)
         runs, solo = plan_population(runs, k, num_classes)
-        for arm, why in solo.items():
-            on_notice(f"--population {k}: {arm} trains solo ({why})")
         # the driver scores every run's predictions, against its own dataset's test labels
         test_labels = {sha: d.test_y.tolist() for sha, d in by_sha.items()}
         for sha, subset in sorted({(r.data_sha256, r.train_subset or 0) for r in runs}):   # checked before any run
-            split_training(by_sha[sha].train_y, runs[0].validation, subset or None)
+            d = by_sha[sha]
+            check_split(d.train_y.numel(), len(d.classes), runs[0].validation, subset or None,
+                        f"{d.source.kind} in {d.source.root}")
+            split_training(d.train_y, runs[0].validation, subset or None)
         workload_datasets = {r.workload: by_sha[r.data_sha256].describe() for r in runs if r.data_root is not None}
+        labels = {sha: (list(d.classes), test_labels[sha]) for sha, d in by_sha.items()}
         del by_sha
+        if not opts.replace and (conflicts := find_conflicts(runs, out_dir)):
+            raise refusal(conflicts, out_dir)      # before any folder or worker: checked again under the lock
+        for arm, why in solo.items():
+            on_notice(f"--population {k}: {arm} trains solo ({why})")
         _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
         with DirectoryLock(out_dir):
             conflicts = find_conflicts(runs, out_dir)
@@ -152,37 +165,43 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                 on_notice(f"--replace: moved {len(conflicts)} stored run(s) made with other settings to "
                           f"{move_aside(conflicts, out_dir)}")
             _prepare(out_dir / RUNS_DIR)
+            write_test_labels(out_dir, labels)   # once per study: the runs store their predictions per image
             done, todo, corrupted = split_done(runs, out_dir)
             jobs = form_cohorts(todo, k, num_classes) if k else todo
-            workers = local.workers if local is not None and todo else \
-                opts.workers or default_workers(device, len(jobs), opts.threads)
-            if workers < 1:
-                raise TricksError(f"--workers must be at least 1, got {workers}")
-            write_json(out_dir / "study.json", {**manifest(opts, runs, dataset.describe(), device, workers,
+            workers = opts.workers or default_workers(device, len(jobs), opts.threads)
+            study, other = study_runs(opts, runs, checksums, settle, out_dir)
+            if other:
+                on_notice(f"{other} finished run(s) in {out_dir / RUNS_DIR} were made with other settings than "
+                          "these (or of variants, grid values or workloads not planned now): kept, but not in "
+                          "this study's tables")
+            write_json(out_dir / "study.json", {**manifest(opts, study, dataset.describe(), device, workers,
                                                          workload_datasets),
                                                 **({"population": {"size": k, "solo": solo}} if k else {})})
-            outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted)
-            executor = ray_executor or (local if local is not None and local.workers == workers
-                                        else LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints,
-                                                           threads=opts.threads))
-            executor.dataset = dataset    # Ray puts it in the object store; an in-process run reuses it
-            executor.others = others
-            del dataset, rest, others
+            outcome = StudyOutcome(out_dir, planned=len(runs), reused=len(done), corrupted=corrupted,
+                                   in_folder=len(study))
+            if ray_executor is None and todo:   # the workers start now, every check passed
+                local = LocalExecutor(opts.source, device, workers, checkpoint_dir=checkpoints, threads=opts.threads)
+                local.start()
+                local.data_ready(dataset, others)
+            executor = ray_executor or local
             old_term = signal.signal(signal.SIGTERM, _raise_terminated)
             try:
                 if todo:
+                    executor.dataset = dataset    # Ray puts it in the object store; an in-process run reuses it
+                    executor.others = others
+                    del dataset, rest, others
                     if on_wait is not None and isinstance(executor, LocalExecutor) and not executor.in_process:
                         on_wait()
-                    _execute(executor, todo, runs, opts, outcome, test_labels, jobs)
+                    _execute(executor, todo, study, opts, outcome, test_labels, jobs)
             finally:
                 signal.signal(signal.SIGTERM, old_term)
                 remove_if_empty(checkpoints)
-                _refresh_runs_csv(out_dir, runs)
+                _refresh_runs_csv(out_dir, study)
                 write_json(out_dir / FAILURES, {stem: {"reason": reason, "traceback": outcome.tracebacks.get(stem)}
                                                 for stem, reason in outcome.failed.items()})
     finally:
         if local is not None:
-            local.close()    # workers started for nothing (all done, or an error came first)
+            local.close()    # its workers, stopped and joined here, once (an error or an interrupt came first)
         if ray_executor is not None:
             ray_executor.close()   # a local Ray started for the study (already closed after its runs)
     outcome.wall_seconds = time.perf_counter() - t_start
@@ -198,9 +217,11 @@ def _load(opts: StudyOptions, source):
     except DataError as exc:
         if source == opts.source:
             raise
-        names = ", ".join(w.name for w in opts.spec.workloads if workload_source(opts, w) == source)
-        raise DataError(f"workload {names} (dataset {source.kind} in {source.root}, its spec's dataset and "
-                        f"data_dir): {exc}") from None
+        mine = [w for w in opts.spec.workloads if workload_source(opts, w) == source]
+        names = ", ".join(w.name for w in mine)
+        where = "its spec's dataset and data_dir" if any(w.data_dir for w in mine) else \
+            "its spec's dataset, read from the study's --data-dir: the workload sets no data_dir of its own"
+        raise DataError(f"workload {names} (dataset {source.kind} in {source.root}, {where}): {exc}") from None
 
 
 def _ray_executor(opts: StudyOptions):

@@ -74,18 +74,24 @@ draw from it inside a hook shifts every later dropout mask, so the variant would
 base in more than the trick.
 
 A trick whose decisions read validation metrics sets ``needs_validation = True``: a variant
-using it is refused when the study's validation split is 0 images. Changing a trick's numerics
+using it is refused when the study's validation split is 0 images. A trick whose parameters can
+leave it nothing to do within a budget (SWA starting after the last epoch, a warm-up as long as the
+run) says so in ``check_budget`` and declares ``ALLOW_NOOP`` among its parameters: a spec is refused
+when it loads (``Ownership.budget_problems``), and a run whose budget the command line shortened
+records a notice, unless the trick is given ``allow_noop = true``. ``check_variant`` refuses
+combinations with other tricks (restoring the best weights beside an averaging trick). Changing a trick's numerics
 means bumping its ``version``: only the variants that use it get new settings (a study then
 refuses their stored runs, or moves them aside and trains them again with ``--replace``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import nn
 
+from ..errors import SpecError
 from .params import Param, resolve_params
 from .types import Batch, Budget, Schedule, TrainSplit, Warmup
 
@@ -98,6 +104,16 @@ HOOKS = BUILD_HOOKS + STEP_HOOKS + EVAL_HOOKS
 SINGLE_OWNER_HOOKS = ("input_transform", "init_weights", "optimizer_class", "param_groups", "lr_schedule",
                       "warmup", "criterion", "data_order", "compute_gradients", "evaluation_model", "predict")
 SHARED_HOOKS = tuple(h for h in HOOKS if h not in SINGLE_OWNER_HOOKS)
+
+# The opt-out of the no-op check (``Trick.check_budget``), a parameter of every trick that has one.
+ALLOW_NOOP = Param("allow_noop", bool, False, "run even where the budget leaves this trick nothing to do "
+                   "(else refused when the spec loads)", omit_default=True)
+
+
+def describe_budget(budget: Budget) -> str:
+    """``budget`` in words, for messages: "10 epochs" or "1 epoch of 16 steps"."""
+    epochs = f"{budget.epochs} epoch{'s' if budget.epochs != 1 else ''}"
+    return f"{epochs} of {budget.steps_per_epoch} steps" if budget.steps_per_epoch else epochs
 
 
 class Trick:
@@ -174,10 +190,36 @@ class Trick:
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    # -- checks when a spec loads (not a hook: every trick has it) ----------------------------
+    # -- checks when a spec loads (not hooks: every trick has them) ---------------------------
     def check_model(self, model) -> None:
         """Raise ``SpecError`` naming the trick and ``model`` (a ``specs.models.Model`` class) when this
         trick cannot act on it (no sites of the kind it needs, normalization it would duplicate)."""
+
+    def check_variant(self, tricks: Sequence["Trick"]) -> None:
+        """Called with the variant's tricks (this one among them) when a variant is checked and when a
+        run's recipe is built: raise ``SpecError`` for a combination this trick cannot act in, or keep
+        a reference to a partner trick (cutmix's switch with mixup)."""
+
+    def check_budget(self, budget: Budget) -> None:
+        """Raise ``SpecError`` (``refuse_noop``) when this trick's parameters cannot act within
+        ``budget``. ``budget.steps_per_epoch`` is 0 where the run's steps are not known yet (a spec
+        whose training split's size is the dataset's): checks on step counts then wait for the run."""
+
+    def noop_problem(self, budget: Budget) -> str | None:
+        """What ``check_budget`` refuses within ``budget``, or None (also when ``allow_noop`` is set)."""
+        if self.p.get("allow_noop"):
+            return None
+        try:
+            self.check_budget(budget)
+        except SpecError as exc:
+            return str(exc)
+        return None
+
+    def refuse_noop(self, param: str, why: str, budget: Budget, fix: str) -> None:
+        """The no-op refusal, naming the trick, the parameter and the budget: ``why`` says what the
+        parameter leaves undone, ``fix`` how to change it."""
+        raise SpecError(f"trick '{self.name}': {param} = {self.p[param]!r} {why} within a budget of "
+                        f"{describe_budget(budget)}; {fix}, or set allow_noop = true to run it anyway")
 
     # -- state a resumed run needs (plain data; see the module docstring) -------------------
     def state_dict(self) -> dict[str, Any]:
@@ -192,8 +234,10 @@ class Trick:
         return tuple(h for h in HOOKS if getattr(cls, h) is not getattr(Trick, h))
 
     def to_spec(self) -> dict[str, Any]:
-        """The resolved form stored with results: name plus every parameter, defaults included."""
-        return {"name": self.name, **self.p}
+        """The resolved form stored with results: name plus every parameter, defaults included (but
+        for ``omit_default`` parameters at their default: see ``Param``)."""
+        omitted = {p.name for p in self.params if p.omit_default and self.p[p.name] == p.default}
+        return {"name": self.name, **{k: v for k, v in self.p.items() if k not in omitted}}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.p.items())

@@ -1,9 +1,10 @@
 """Which trick owns which hook in a variant: the contract's rules, checked when a spec loads.
 
 ``Ownership`` refuses a trick listed twice, two tricks claiming a single-owner hook (two schedules,
-two losses, two optimizers), two tricks setting one optimizer key, and a key the optimizer class
-does not take, each naming the tricks. ``training.recipe.Recipe`` builds a run's collaborators on
-top of it; the spec parser uses it alone, so parsing needs nothing above this layer.
+two losses, two optimizers), two tricks setting one optimizer key, a key the optimizer class does
+not take, and what a trick's ``check_variant`` refuses beside the others, each naming the tricks.
+``training.recipe.Recipe`` builds a run's collaborators on top of it; the spec parser uses it alone,
+so parsing needs nothing above this layer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from ..errors import SpecError
 from .base import SINGLE_OWNER_HOOKS, Trick
 from .models import DEFAULT_MODEL, MODELS
+from .types import Budget
 
 # Baseline optimizer: Adam with PyTorch's defaults (lr 1e-3 per step, betas (0.9, 0.999)), as in the study.
 BASE_OPTIMIZER_CLASS = torch.optim.Adam
@@ -52,6 +54,8 @@ class Ownership:
         if self.model_name in MODELS:   # the built-in models register when the training layer loads
             for t in self.tricks:
                 t.check_model(MODELS.get(self.model_name))
+        for t in self.tricks:
+            t.check_variant(self.tricks)
         cls = self.optimizer_class()
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise SpecError(f"trick '{self.owners['optimizer_class']}': optimizer_class() must return a "
@@ -96,6 +100,10 @@ class Ownership:
     def needs_validation(self) -> list[str]:
         """Names of the tricks that read validation metrics."""
         return [t.name for t in self.tricks if t.needs_validation]
+
+    def budget_problems(self, budget: Budget) -> list[str]:
+        """Why each trick that cannot act within ``budget`` would be a no-op (``Trick.check_budget``)."""
+        return [why for t in self.tricks if (why := t.noop_problem(budget)) is not None]
 
     def check_validation(self, validation: int) -> None:
         needy = self.needs_validation

@@ -22,7 +22,10 @@ class Param:
 
     ``low``/``high`` bound numbers (``*_open`` makes the bound exclusive); ``choices`` restricts
     strings, or the items of a list. ``is_lr`` marks an absolute learning rate, which a spec's
-    ``[tuning]`` grid scales with every other LR of the variant (``specs.tuning``).
+    ``[tuning]`` grid scales with every other LR of the variant (``specs.tuning``). ``omit_default``
+    marks a parameter added after runs were stored, whose default reproduces them: while it is at its
+    default it is left out of the trick's resolved form (``Trick.to_spec``), so those runs' settings,
+    and their keys, stay as they were.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Param:
     high_open: bool = False
     choices: tuple | None = None
     is_lr: bool = False     # an absolute learning rate (per optimizer step): a [tuning] grid value rescales it
+    omit_default: bool = False  # left out of the resolved form (and run settings) while at its default
 
     def describe_range(self) -> str:
         if self.choices is not None:

@@ -47,4 +47,12 @@ class Registry(Generic[T]):
 
 
 TRICKS: Registry = Registry("trick")
-register_trick = TRICKS.register
+
+
+def register_trick(cls: type[T]) -> type[T]:
+    """Class decorator: register a trick, refused (``SpecError``) when it claims no hook or defines a near
+    miss of a hook's name (``specs.user_code.check_trick_class``): it would silently do nothing."""
+    from .user_code import check_trick_class
+
+    check_trick_class(cls)
+    return TRICKS.register(cls)

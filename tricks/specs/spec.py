@@ -36,18 +36,19 @@ from typing import Any, Callable, Iterable
 
 from ..errors import SpecError
 from .designs import DESIGNS
+from .entry import check_workload_code, parse_config
 from .models import DEFAULT_MODEL, MODELS
 from .tuning import Tuning, parse_tuning, peak_lr
+from .types import Budget
 from .workloads import Workload, parse_workloads
 from .spec_values import (  # noqa: F401  (check_seeds: re-exported for the CLI)
-    NAME_RE, _check_keys, _int, _merge_factor_tricks, _resolve_tricks, _str, _where, check_seeds, named_table,
+    NAME_RE, _check_keys, _int, _resolve_tricks, _str, _where, check_seeds, named_table,
 )
 
 TOP_KEYS = {"name", "description", "imports", "training", "variants", "design", "factors", "resolution", "tuning",
-            "model", "workloads"}
-FACTOR_KEYS = {"name", "tricks"}
+            "model", "workloads", "entry", "config"}
 TRAINING_KEYS = {"epochs", "batch_size", "seeds", "train_subset", "validation"}
-VARIANT_KEYS = {"name", "description", "base", "tricks"}
+VARIANT_KEYS = {"name", "description", "base", "tricks", "config"}
 MAX_EPOCHS = 10_000
 MAX_BATCH = 65_536
 
@@ -69,6 +70,7 @@ class Variant:
     description: str
     base: str | None                     # the variant it builds on, or None
     tricks: tuple[dict[str, Any], ...]   # resolved: {"name": ..., every parameter}
+    config: dict = field(default_factory=dict)   # an entry-point study's config keys (specs.entry), base's included
 
     def instantiate(self):
         """The Trick objects (validated again, so a worker process trusts nothing)."""
@@ -140,6 +142,10 @@ def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | N
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         raise SpecError(f"{where}: 'imports' must be a list of module names, got {imports!r}")
     if load_imports is not None:
+        from .user_code import spec_root, with_root
+
+        if imports or "entry" in raw or any(isinstance(w, dict) and "entry" in w for w in raw.get("workloads", [])):
+            with_root(spec_root(path))      # modules beside the spec first (``imports``, entry points)
         load_imports(imports)
 
     tr = raw.get("training", {})
@@ -161,9 +167,11 @@ def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | N
     if "design" in raw:
         if "variants" in raw:
             raise SpecError(f"{where}: give either design = ... with [[factors]], or [[variants]], not both")
-        design, variants = _designed_variants(raw, where)
-        return _checked(Spec(name, description, path, tuple(imports), training, tuple(variants), design.to_dict(),
-                             tuning, workloads))
+        from .spec_design import designed_variants
+
+        design, variants = designed_variants(raw, where)
+        return _checked(Spec(name, description, path, tuple(imports), training, tuple(variants), design,
+                             tuning, workloads), load_imports is not None)
     for key in ("factors", "resolution"):
         if key in raw:
             raise SpecError(f"{where}: '{key}' needs design = \"{'fractional' if key == 'resolution' else 'factorial'}\" "
@@ -178,75 +186,55 @@ def parse_spec(text: str, path: str | None = None, load_imports: LoadImports | N
         if vname in variants:
             raise SpecError(f"{vwhere} is defined twice")
         base = v.get("base")
-        inherited: tuple = ()
+        inherited, config = (), {}
         if base is not None:
             base = _str(base, f"{vwhere} 'base'")
             if base not in variants:
                 raise SpecError(f"{vwhere}: base {base!r} must be a variant defined above it; "
                                 f"defined so far: {', '.join(variants) or '(none)'}")
-            inherited = variants[base].tricks
+            inherited, config = variants[base].tricks, variants[base].config
         resolved = _resolve_tricks(v.get("tricks", []), vwhere)
         variant = Variant(vname, _str(v.get("description", ""), f"{vwhere} 'description'"), base,
-                          tuple(inherited) + tuple(resolved))
+                          tuple(inherited) + tuple(resolved), {**config, **parse_config(v, vwhere)})
         _check_recipe(variant)
         variants[vname] = variant
     return _checked(Spec(name, description, path, tuple(imports), training, tuple(variants.values()), None, tuning,
-                         workloads))
+                         workloads), load_imports is not None)
 
 
-def _checked(spec: Spec) -> Spec:
+def _checked(spec: Spec, imported: bool = False) -> Spec:
     """Every variant's tricks can act on every workload's model; with ``[tuning]``, every variant has a
-    learning rate to tune (else a one-line SpecError naming both)."""
+    learning rate to tune (else a one-line SpecError naming both). Model sites name layers, entry-point
+    workloads take config keys, not tricks (``imported``: their functions import): ``check_workload_code``."""
     if spec.tuning is not None and spec.multi_workload:
         raise SpecError(f"{_where(spec.path)}: [tuning] with several [[workloads]] is not supported yet; "
                         "tune each workload in a study of its own (model = ...)")
+    check_workload_code(spec, imported, _where(spec.path))
     for v in spec.variants:
         try:
             for w in spec.workloads:
                 if w.model != DEFAULT_MODEL:
                     for t in v.instantiate():
                         t.check_model(MODELS.get(w.model))
-            if spec.tuning is not None:
+            if spec.tuning is not None and not spec.workloads[0].entry:   # an entry's: check_workload_code
                 peak_lr(v.tricks)
+            _check_budgets(spec, v)
         except SpecError as exc:
             raise SpecError(f"{_where(spec.path)}: variant '{v.name}': {exc}") from None
     return spec
 
 
-def _designed_variants(raw: dict, where: str):
-    """(the design, its variants) from ``design``, ``[[factors]]`` and ``resolution``."""
-    from .designs import DESIGNS, Factor, generate
-
-    kind = raw["design"]
-    if kind not in DESIGNS:
-        raise SpecError(f"{where}: unknown design {kind!r}; valid: {', '.join(DESIGNS)}")
-    factors_raw = raw.get("factors")
-    if not isinstance(factors_raw, list) or not factors_raw:
-        raise SpecError(f"{where}: design = \"{kind}\" needs [[factors]] tables, each with a name and its tricks")
-    factors: list[Factor] = []
-    for i, f in enumerate(factors_raw, 1):
-        fname = named_table(f, i, FACTOR_KEYS, where, "factor")
-        if fname in {x.name for x in factors} or fname in ("baseline", "all"):
-            raise SpecError(f"{where}: factor name {fname!r} is used twice or reserved (baseline, all)")
-        tricks = _resolve_tricks(f.get("tricks", []), f"{where}: factor '{fname}'")
-        if not tricks:
-            raise SpecError(f"{where}: factor '{fname}' switches on no tricks; give it tricks = [{{ name = ... }}]")
-        factors.append(Factor(fname, tuple(tricks)))
-    resolution = raw.get("resolution")
-    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)):
-        raise SpecError(f"{where}: resolution must be an integer (3, 4 or 5), got {resolution!r}")
-    design = generate(kind, factors, resolution)
-    variants = []
-    for vname, base, row in zip(design.names(), design.bases(), design.rows):
-        on = [f for f, x in zip(factors, row) if x]
-        variant = Variant(vname, "factors on: " + (", ".join(f.name for f in on) or "none"), base,
-                          _merge_factor_tricks(on, where))
-        try:
-            _check_recipe(variant)
-        except SpecError as exc:
-            raise SpecError(f"{where}: factors {', '.join(f.name for f in on)} conflict: {exc}") from None
-        variants.append(variant)
-    return design, variants
+def _check_budgets(spec: Spec, variant: Variant) -> None:
+    """Refuse a trick that the spec's budget leaves nothing to do (``Trick.check_budget``: SWA starting
+    after the last epoch, ...) on any workload; its steps per epoch are known where a subset fixes them."""
+    tricks = variant.instantiate()
+    for w in spec.workloads:
+        subset = w.train_subset or spec.training.train_subset
+        budget = Budget(w.epochs or spec.training.epochs, -(-subset // spec.training.batch_size) if subset else 0)
+        for t in tricks:
+            why = t.noop_problem(budget)
+            if why is not None:
+                raise SpecError(why + (f" (workload '{w.name}')" if w.name else ""))
 
 
 def _check_recipe(variant: Variant) -> None:

@@ -109,13 +109,23 @@ def _merge_factor_tricks(factors, where: str) -> tuple[dict[str, Any], ...]:
 
 
 def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
-    """Seeds from a command-line list like ``0,1,2``: non-negative, no empty items, no repeats."""
+    """Seeds from a command-line list like ``0,1,2`` or ranges like ``5-14`` (inclusive), or both
+    (``0,5-7``): non-negative, no empty items, no repeats."""
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or "" in parts:
-        raise SpecError(f"{flag} takes comma-separated non-negative integers like 0,1,2 (no empty items); "
-                        f"got {text!r}")
+        raise SpecError(f"{flag} takes comma-separated non-negative integers like 0,1,2 or a range like 5-14 "
+                        f"(no empty items); got {text!r}")
+    values = []
     try:
-        values = [int(p) for p in parts]
+        for p in parts:
+            lo, dash, hi = p.partition("-")
+            if dash and lo.strip() and hi.strip():
+                if int(hi) < int(lo):
+                    raise SpecError(f"{flag}: the range {p} runs backwards; write {hi.strip()}-{lo.strip()}")
+                values.extend(range(int(lo), int(hi) + 1))
+            else:
+                values.append(int(p))
     except ValueError:
-        raise SpecError(f"{flag} takes comma-separated non-negative integers like 0,1,2; got {text!r}") from None
+        raise SpecError(f"{flag} takes comma-separated non-negative integers like 0,1,2 or a range like 5-14; "
+                        f"got {text!r}") from None
     return check_seeds(values, flag)

@@ -121,12 +121,21 @@ def discard(directory: str | Path | None, stem: str) -> None:
     FileExistsError, or a vanished folder under its temporary file); ``remove_if_empty`` at the end."""
     if directory is not None:
         checkpoint_path(directory, stem).unlink(missing_ok=True)
+        own = Path(directory) / stem     # an entry-point run's directory of its own files (running.entry)
+        if own.is_dir():
+            import shutil
+
+            shutil.rmtree(own, ignore_errors=True)
 
 
 def remove_if_empty(directory: str | Path | None) -> None:
-    """Remove the checkpoints directory if no run left a checkpoint in it (the study's end)."""
+    """Remove the checkpoints directory if no run left a checkpoint in it (the study's end). Temporary
+    files that a worker killed mid-write left behind (``write_atomic``'s ``.<name>.*.tmp``) go first:
+    at the study's end, under its lock, nothing is writing them any more."""
     if directory is None:
         return
+    for tmp in Path(directory).glob(".*.tmp") if Path(directory).is_dir() else ():
+        tmp.unlink(missing_ok=True)
     try:
         Path(directory).rmdir()
     except OSError:

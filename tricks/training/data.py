@@ -1,15 +1,16 @@
 """Datasets as whole uint8 tensors: decode once, cache, hold each split in memory.
 
-Three sources (``DATASETS``):
-- ``cifar10``, ``cifar100``: torchvision's archives (download + md5 check into the data directory;
-  offline, the archive put there by hand: ``training.data_torchvision``);
-- ``imagefolder``: ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*`` images of any size,
-  converted to 32x32 RGB (``training.data_imagefolder``). Classes are the sorted folder names of ``train/``.
+Every dataset is a registered ``specs.datasets.DatasetKind`` (``DATASETS``); the built-ins are one
+module each in ``training.datasets``: ``cifar10`` and ``cifar100`` (torchvision's archives, downloaded
+and md5-checked into the data directory, or put there by hand) and ``imagefolder``
+(``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*`` images of any size, converted to 32x32 RGB).
+A spec's ``imports`` can register more; ``tricks list datasets`` lists them.
 
-Decoded tensors are cached in ``TRICKS_CACHE_DIR`` (default ``~/.cache/backprop-tricks``) under a
-key made from the source's file listing (names, sizes, modification times), so a changed source
-is decoded again. Each dataset carries a sha256 of its decoded contents for provenance, and the
-image files it skipped as unreadable (the cache keeps them too, so a cached load still reports them).
+``load_dataset`` asks the dataset for a fingerprint of its files (names, sizes, modification times),
+reads the decoded tensors from ``TRICKS_CACHE_DIR`` (default ``~/.cache/backprop-tricks``) under a
+key made from it (``<name>-<key>.pt``), and decodes only on a miss, so a changed source is decoded
+again. Each dataset carries a sha256 of its decoded contents for provenance, and the image files it
+skipped as unreadable (the cache keeps them too, so a cached load still reports them).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from ..specs.workloads import DATASETS  # noqa: F401 - the registry's names: --dataset, a workload's dataset
-from .data_imagefolder import (DATA_DIR_HINT, IMAGE_EXTENSIONS, SIZE, decode_split, fingerprint,  # noqa: F401
-                               imagefolder_listing, warn_skipped)
+from ..specs.datasets import DATASETS, Splits
+from . import datasets as _builtin  # noqa: F401 - registers cifar10, cifar100, imagefolder
 
 CACHE_VERSION = 2  # bump when the cached format or decoding changes (2: the cache keeps "skipped")
 SKIPPED_EXAMPLES = 10  # skipped files named by Dataset.describe()
@@ -34,12 +34,12 @@ SKIPPED_EXAMPLES = 10  # skipped files named by Dataset.describe()
 
 @dataclass(frozen=True)
 class DataSource:
-    kind: str   # one of DATASETS
+    kind: str   # a registered dataset's name (DATASETS): the runs' data_kind
     root: str   # the data directory
 
     def __post_init__(self):
         if self.kind not in DATASETS:
-            raise DataError(f"unknown dataset {self.kind!r}; valid: {', '.join(DATASETS)}")
+            raise DataError(f"unknown dataset {self.kind!r}; valid: {', '.join(DATASETS.names())}")
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Dataset:
     skipped: list[str] = field(default_factory=list)  # unreadable files left out, relative to the root
 
     def describe(self) -> dict:
-        return {"kind": self.source.kind, "root": str(Path(self.source.root).resolve()),
+        return {"kind": self.source.kind, "root": str(Path(self.source.root).expanduser().resolve()),
                 "train_images": int(self.train_y.numel()), "test_images": int(self.test_y.numel()),
                 "classes": self.classes, "sha256": self.checksum,
                 "skipped_images": {"count": len(self.skipped), "examples": list(self.skipped[:SKIPPED_EXAMPLES])}}
@@ -77,25 +77,6 @@ def _fields(train_x, train_y, test_x, test_y, classes, skipped) -> dict:
     """What the cache holds: the Dataset's fields but its source and cache file."""
     return dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=classes,
                 checksum=content_checksum(train_x, train_y, test_x, test_y, classes), skipped=skipped)
-
-
-# ---------------------------------------------------------------------------------------------
-# imagefolder
-
-def _load_imagefolder(root: Path, cache_dir: Path, progress: bool) -> Dataset:
-    train_files, test_files = imagefolder_listing(root)
-    key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{fingerprint(train_files)}:"
-                         f"{fingerprint(test_files)}".encode()).hexdigest()[:20]
-    cache = cache_dir / f"imagefolder-{key}.pt"
-    source = DataSource("imagefolder", str(root))
-    ds = _from_cache(cache, source)   # mapped: pages load on first touch, shared by processes
-    if ds is None:
-        train_x, train_y, train_bad = decode_split(root, train_files, "train", progress)
-        test_x, test_y, test_bad = decode_split(root, test_files, "test", progress)
-        fields = _fields(train_x, train_y, test_x, test_y, list(train_files), train_bad + test_bad)
-        ds = Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
-    warn_skipped(root, ds.skipped)   # decoded now or earlier: said every time the data is loaded
-    return ds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,13 +128,41 @@ def load_cached(source: DataSource, cache_file: str, checksum: str) -> Dataset |
 
 
 def load_dataset(source: DataSource, cache_dir: Path | None = None, progress: bool = True) -> Dataset:
+    """``source``'s dataset: read from the cache, else decoded by its registered dataset and cached."""
     root = Path(source.root).expanduser()
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    if source.kind == "imagefolder":
-        return _load_imagefolder(root, cache_dir, progress)
-    from .data_torchvision import load_archive
+    kind = DATASETS.get(source.kind)()
+    key = hashlib.sha256(f"{CACHE_VERSION}:{root.resolve()}:{kind.fingerprint(root)}".encode()).hexdigest()[:20]
+    cache = cache_dir / f"{source.kind}-{key}.pt"
+    ds = _from_cache(cache, source)   # mapped: pages load on first touch, shared by processes
+    if ds is None:
+        fields = _fields(*_checked(kind.decode(root, progress), source.kind))
+        ds = Dataset(**fields, source=source, cache_file=_write_cache(cache, fields))
+    kind.loaded(root, ds.skipped)     # decoded now or earlier: e.g. skipped files, said on every load
+    return ds
 
-    return load_archive(source, root, cache_dir)
+
+def _checked(out, name: str) -> tuple:
+    """``decode``'s result as ``_fields``' arguments, refused (naming the dataset) when malformed."""
+    try:
+        s = out if isinstance(out, Splits) else Splits(*out)
+    except TypeError:
+        raise DataError(f"dataset {name!r}: decode must return Splits(train_x, train_y, test_x, test_y, "
+                        f"classes, skipped), got {type(out).__name__}") from None
+    k = len(s.classes) if isinstance(s.classes, (list, tuple)) else 0
+    if k < 2 or not all(isinstance(c, str) for c in s.classes):
+        raise DataError(f"dataset {name!r}: classes must be a list of at least two names, got {s.classes!r}")
+    for split, x, y in (("train", s.train_x, s.train_y), ("test", s.test_x, s.test_y)):
+        if not (isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1:] == (3, 32, 32)):
+            raise DataError(f"dataset {name!r}: {split}_x must be a uint8 tensor N x 3 x 32 x 32, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
+        if not (isinstance(y, torch.Tensor) and y.dtype == torch.int64 and y.shape == (x.shape[0],)):
+            raise DataError(f"dataset {name!r}: {split}_y must be an int64 tensor of {x.shape[0]} labels, got "
+                            f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+        if y.numel() == 0 or int(y.min()) < 0 or int(y.max()) >= k:
+            raise DataError(f"dataset {name!r}: {split}_y must hold class indices 0..{k - 1}"
+                            + (", got none" if y.numel() == 0 else f", got {int(y.min())}..{int(y.max())}"))
+    return s.train_x, s.train_y, s.test_x, s.test_y, list(s.classes), list(s.skipped)
 
 
 # Fixed seeds of the two training-split draws: the same images for every variant and every run seed.

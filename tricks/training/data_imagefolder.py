@@ -1,5 +1,7 @@
 """Image folders: ``ROOT/train/<class>/*`` and ``ROOT/test/<class>/*`` listed, fingerprinted and decoded
-to 32x32 RGB uint8 tensors. Caching and the ``Dataset`` they end up in live in ``training.data``.
+to 32x32 RGB uint8 tensors, for the ``imagefolder`` dataset (``training.datasets.imagefolder``) and any
+user dataset laid out the same way. Caching and the ``Dataset`` they end up in live in ``training.data``.
+numpy and torch are imported only to decode (the CLI's help reads the dataset registry).
 
 Unreadable files are skipped, not fatal: ``decode_split`` returns their paths relative to the data
 root (``train/cat/0001.jpg``), which the dataset records (``Dataset.skipped``) and its cache keeps.
@@ -11,17 +13,20 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 SIZE = 32  # pixels, height and width the network expects
 
-# How to name a data folder, said by every missing-data message (the CLI prints it on one line).
-DATA_DIR_HINT = "pass --data-dir PATH (with make: DATA_DIR=PATH, e.g. make ablation DATA_DIR=PATH)"
+# How to name a data folder, said by every missing-data message (the CLI prints it on one line); the
+# data layer does not know whether the study or one of its workloads asked, so it names both ways.
+DATA_DIR_HINT = ("pass --data-dir PATH (with make: DATA_DIR=PATH, e.g. make ablation DATA_DIR=PATH), or, for a "
+                 "workload with a dataset of its own, set data_dir = \"PATH\" in its [[workloads]] table")
 LAYOUT = "PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg"
 
 
@@ -78,6 +83,7 @@ def fingerprint(files: dict[str, list[Path]]) -> str:
 
 
 def decode(path: Path) -> np.ndarray | None:
+    import numpy as np
     from PIL import Image
 
     try:
@@ -102,6 +108,8 @@ def decode_split(root: Path, files: dict[str, list[Path]], split: str, progress:
     """(images N x 3 x 32 x 32 uint8, labels N int64, skipped paths relative to ``root``) of one split."""
     from concurrent.futures import ProcessPoolExecutor
 
+    import numpy as np
+    import torch
     from tqdm.auto import tqdm
 
     paths = [p for c in files for p in files[c]]

@@ -205,6 +205,9 @@ def _train_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device,
     if ignored is not None:
         notices.append(f"ignored checkpoint {checkpoints.path}: it {ignored}; this run trains from epoch 1")
         emit("notice", {"message": notices[-1]})
+    for why in recipe.budget_problems(run.budget):   # a budget the spec's load did not see (--epochs, ...)
+        notices.append(f"{settings.variant}: trained as asked (a budget the spec did not have), but {why}")
+        emit("notice", {"message": notices[-1]})
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
+from ..predictions import encode_labels
+
 
 def score(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
     """accuracy, micro/macro F1, the confusion matrix (rows: true class) and the per-class report."""
@@ -30,6 +32,10 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) 
 
 
 def score_record(record: dict, y_true: Sequence[int]) -> dict:
-    """The record from a worker with its test ``predictions`` replaced by their ``metrics``."""
-    record["metrics"] = score(y_true, record.pop("predictions"), record["classes"])
+    """The record from a worker with its test ``predictions`` scored into ``metrics`` and kept, per image,
+    as ``test_predictions`` (``tricks.predictions``: one byte an image), for McNemar tests and test-set
+    bootstraps; the study keeps the labels once, in ``test_labels.json``."""
+    predictions = record.pop("predictions")
+    record["metrics"] = score(y_true, predictions, record["classes"])
+    record["test_predictions"] = encode_labels(predictions)
     return record

@@ -1,0 +1,122 @@
+"""``CONFIRM.md``, ``confirm.csv`` and ``figures/confirm.png`` of a confirmation folder, from stored runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..files import write_atomic
+from ..running.confirm_plan import SEED_MACHINES
+from . import confirm_stats as cs
+from .confirm_table import load_confirmation
+
+REPORT = "CONFIRM.md"
+
+
+def _p(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else (f"{x:.4f}" if x >= 1e-4 else f"{x:.1e}")
+
+
+def _pt(x: float, sign: bool = True) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else (f"{x:+.2f}" if sign else f"{x:.2f}")
+
+
+def _iv(lo: float, hi: float) -> str:
+    return "-" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def build_confirm_report(out_dir: Path) -> Path:
+    from .confirm_figure import estimates_plot
+
+    out_dir = Path(out_dir)
+    c = load_confirmation(out_dir)
+    t = c.table
+    write_atomic(out_dir / "confirm.csv", t.to_csv(index=False, float_format="%.6g"))
+    fig = estimates_plot(t, out_dir / "figures" / "confirm.png") if t["seeds_complete"].max() >= 2 else None
+    reg, m, n = c.registration, len(t), len(c.seeds)
+    try:
+        machines = json.loads((out_dir / SEED_MACHINES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        machines = {}
+    lines = [f"# Confirmation: {c.claims['name']}", "", c.claims.get("description", ""), ""]
+    if reg.get("allow_dirty"):
+        lines += ["> **Not a registered confirmation**: trained with `--allow-dirty`"
+                  + (" from a tree with uncommitted changes" if reg.get("dirty") else "") + ". A trial only.", ""]
+    status = (f"**All {n} registered seeds are in.**" if len(c.complete) == n else
+              f"**Interim: {len(c.complete)} of {n} registered seeds complete** "
+              f"({', '.join(map(str, c.complete)) or 'none'}); every verdict is *pending* until all are in "
+              "(no claim is judged on part of its seeds: that would be optional stopping).")
+    lines += [
+        "## Pre-registration", "",
+        f"- Claims file `{reg['claims_path']}`, sha256 `{reg['claims_sha256'][:16]}…`, registered "
+        f"{reg['registered_at']} before the first run; a changed claims file, spec, seed list, precision, "
+        "thread count or revision is refused in this folder.",
+        f"- Code revision `{(reg.get('revision') or 'unknown')[:12]}`"
+        + (" (uncommitted changes)" if reg.get("dirty") else " (clean tree)")
+        + f"; precision {reg['precision']}; {reg['threads']} intra-op thread(s) per run.",
+        f"- Fresh seeds {_seeds(c.seeds)}: none used by the exploratory studies (refused otherwise).",
+        "- Machines, per seed (every arm of a seed trains on one machine): "
+        + ("; ".join(f"{s}: {machines[str(s)]}" for s in c.seeds if str(s) in machines) or "none yet") + ".",
+        "- Specs: " + ", ".join(f"`{v['path']}` ({v['sha256'][:12]}…)" for v in reg["specs"].values()) + ".",
+        "", status, "",
+        "## Tests", "",
+        f"**One family: the {m} claims below, nothing else.** Each claim's contrast is paired by seed (accuracy "
+        "points). A claim is **confirmed** when both its one-sided paired t-test and its exact sign-flip "
+        "permutation test (`scipy.stats.permutation_test`) in the claimed direction have Holm-adjusted p below "
+        f"{cs.ALPHA} over the {m} claims (each test adjusted on its own); an equivalence claim uses two one-sided "
+        "tests within its margin. The family interval is the two-sided "
+        f"{100 * (1 - cs.ALPHA / m):.2f}% t interval (Bonferroni over the {m}); the bootstrap interval resamples "
+        "seeds and test images together (95%, percentile), so it also carries the test set's sampling noise.",
+        "", _power_sentence(n, m), "",
+        "| claim | contrast | claimed | exploratory (seeds) | confirmatory | family interval | bootstrap 95% | "
+        "t p (Holm) | sign-flip p (Holm) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        claimed = r["direction"] + (f" (±{r['margin']:g})" if r["direction"] == "equivalent" else "")
+        lines.append(
+            f"| {r['claim']} | {r['contrast']} | {claimed} | {_pt(r['explor_delta'])} "
+            f"{_iv(r['explor_low'], r['explor_high'])} ({r['explor_seeds']}) | {_pt(r['delta'])} "
+            f"({r['seeds_complete']} seeds) | {_iv(r['family_low'], r['family_high'])} | "
+            f"{_iv(r['boot_low'], r['boot_high'])} | {_p(r['t_p'])} ({_p(r['t_p_holm'])}) | "
+            f"{_p(r['sign_flip_p'])} ({_p(r['sign_flip_p_holm'])}) | **{r['verdict']}** |")
+    lines += ["", _winners_curse(t), ""]
+    missing = t[t["predictions"] == "missing"]["claim"].tolist()
+    if missing:
+        lines += [f"Per-image predictions are missing for {', '.join(missing)}: no bootstrap interval there.", ""]
+    if fig is not None:
+        lines += ["![exploratory vs confirmatory estimates](figures/confirm.png)", ""]
+    lines += ["Per-seed contrasts, the statements and every p-value: `confirm.csv`. The runs: "
+              "`studies/<spec>/runs/` (ordinary study folders, one per source spec).", ""]
+    path = out_dir / REPORT
+    write_atomic(path, "\n".join(lines))
+    return path
+
+
+def _seeds(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2 \
+        else ", ".join(map(str, seeds))
+
+
+def _power_sentence(n: int, m: int) -> str:
+    floor = cs.min_sign_flip_p(n, two_sided=False)
+    step = cs.ALPHA / m
+    if floor < step:
+        return (f"With {n} seeds the smallest one-sided sign-flip p is 2^-{n} = {floor:.5f}, below Holm's "
+                f"strictest step {cs.ALPHA}/{m} = {step:.5f}: every claim can be confirmed by the sign-flip test "
+                "when (nearly) all its seeds agree.")
+    return (f"With {n} seeds the smallest one-sided sign-flip p is 2^-{n} = {floor:.5f}, above Holm's strictest "
+            f"step {cs.ALPHA}/{m} = {step:.5f}: the sign-flip test cannot confirm the first claim of the family "
+            "whatever the data; more seeds are needed.")
+
+
+def _winners_curse(t) -> str:
+    both = t.dropna(subset=["explor_delta", "delta"])
+    both = both[both["seeds_complete"] >= 2]
+    if both.empty:
+        return "The winner's curse (exploratory minus confirmatory estimate) is measured once seeds are in."
+    signed = [(r["explor_delta"] - r["delta"]) * (1 if r["explor_delta"] >= 0 else -1) for _, r in both.iterrows()]
+    return (f"**The winner's curse, measured**: over the {len(both)} claims with confirmatory seeds, the exploratory "
+            f"estimate is larger in magnitude than the confirmatory one by {sum(signed) / len(signed):+.2f} points "
+            f"on average (median {sorted(signed)[len(signed) // 2]:+.2f}; positive: the exploratory studies "
+            "overstated).")
