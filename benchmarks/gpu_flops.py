@@ -113,7 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    print(summary(out))    # the last line: what gpu_check.sh puts in its summary
     return 0
+
+
+def summary(out: dict) -> str:
+    if "bf16_matmul_flops_per_s" in out:
+        return (f"bf16 {out['bf16_matmul_flops_per_s'] / 1e12:.0f} TFLOP/s, "
+                f"IEEE fp32 {out['fp32_ieee_matmul_flops_per_s'] / 1e12:.0f} TFLOP/s")
+    if not out.get("achieved_flops_per_s"):
+        return f"{out['runs']} finished runs: nothing to measure"
+    share = out.get("share_of_bf16_peak")
+    return (f"{out['runs']} finished runs, {out['achieved_flops_per_s'] / 1e12:.3f} TFLOP/s"
+            + (f", {100 * share:.2f}% of the bf16 peak" if share else ""))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from .conftest import REPO
 EFFECTS = pd.DataFrame({
     "term": ["a", "b", "a*b"], "kind": ["main", "main", "interaction"], "effect": [0.02, -0.01, 0.005],
     "ci_low": [0.01, -0.03, -0.01], "ci_high": [0.03, 0.01, 0.02], "p": [0.001, 0.3, 0.5],
-    "p_holm": [0.003, 0.6, 0.6], "verdict": ["improvement", "within noise", "within noise"], "aliases": ["", "", ""]})
+    "p_holm": [0.003, 0.6, 0.6], "verdict": ["improvement", "within noise", "within noise"],
+    "aliases": ["b*c*d", "", ""]})
 DELTAS = pd.DataFrame({
     "variant": ["A", "B", "B"], "against": ["baseline", "baseline", "A"], "kind": ["vs_baseline", "vs_baseline", "vs_base"],
     "metric": ["micro_f1"] * 3, "delta": [0.03, 0.05, 0.02], "ci_low": [0.02, 0.04, 0.0], "ci_high": [0.04, 0.06, 0.04],
@@ -26,6 +27,7 @@ def test_each_factor_sits_next_to_its_step_with_the_difference():
     assert t["factorial_effect"].tolist() == [0.02, -0.01] and t["step_delta"].tolist() == [0.03, 0.02]
     assert t["difference"].tolist() == pytest.approx([-0.01, -0.03])
     assert t.loc[1, "step_ci_low"] == 0.0 and t.loc[1, "factorial_verdict"] == "within noise"
+    assert t["factorial_aliases"].tolist() == ["b*c*d", ""]     # a main effect aliased with a 3-factor word
 
 
 def test_a_mapping_typo_is_an_error_that_lists_what_exists():

@@ -8,8 +8,7 @@ import pytest
 
 from .conftest import REPO
 
-# docs/confirmation.md links the confirmation's report, written when a confirmation has run
-DOCS = [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if p.name != "confirmation.md")]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

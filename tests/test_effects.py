@@ -41,8 +41,12 @@ def test_effects_recover_known_main_effects_and_an_interaction_within_their_inte
         assert row["verdict"] == ("within noise" if true == 0 else "improvement" if true > 0 else "regression")
     inter = e.loc["f0*f2"]
     assert inter["ci_low"] <= TRUE_F0_F2 <= inter["ci_high"] and inter["verdict"] == "improvement"
-    assert inter["aliases"] == "f1*f4"          # the resolution-IV design cannot tell these two apart
+    # the resolution-IV design cannot tell these apart: the chain holds every word, four-factor ones too
+    assert inter["aliases"] == "f1*f4 = f0*f3*f4*f5 = f1*f2*f3*f5"
+    assert e.loc["f0", "aliases"] == "f1*f2*f4 = f1*f3*f5 = f0*f2*f3*f4*f5"
+    # 5 complete seeds: the saturated model, all 15 chains of the 16-run design (two named by a 3-factor word)
     assert (e["kind"] == "main").sum() == 6 and (e["kind"] == "interaction").sum() == 7
+    assert (e["kind"] == "3-factor interaction").sum() == 2 and (e["family_size"] == 15).all()
 
 
 def test_a_partial_study_reports_no_effects_rather_than_arbitrary_ones():
@@ -72,7 +76,7 @@ def test_effect_findings_name_the_effects_beyond_noise_with_their_deciding_inter
                       ["a*b", "interaction", 0.011, 0.004, 0.018, 2e-3, nan, nan, nan, 1, "per-seed", nan,
                        "too few seeds", ""],
                       ["a*c", "interaction", 0.002, -0.003, 0.007, 0.4, -0.005, 0.009, 0.5, 3, "per-seed", 1.0,
-                       "within noise", ""]], columns=EFFECT_COLUMNS)
+                       "within noise", ""]], columns=EFFECT_COLUMNS[:EFFECT_COLUMNS.index("aliases") + 1])
     assert effect_findings(e) == [
         "Effect verdicts: each effect's deciding p is the larger of its pooled least-squares p (error pooled over "
         "all terms and seeds) and its per-seed p (a t-test over its estimates in the 3 seeds that ran the whole "

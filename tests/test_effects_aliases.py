@@ -22,8 +22,10 @@ QUIET = ("No detectable effect as a main effect or in any two-factor chain this 
 
 def table(rows) -> pd.DataFrame:
     """Rows of (term, kind, effect, pooled low, high, p, per-seed low, high, p, decided_by, p_holm, verdict,
-    aliases), 3 complete seeds."""
-    return pd.DataFrame([r[:9] + (3,) + r[9:] for r in rows], columns=EFFECT_COLUMNS)
+    aliases), 3 complete seeds; order, family and family_size filled in."""
+    t = pd.DataFrame([r[:9] + (3,) + r[9:] for r in rows], columns=EFFECT_COLUMNS[:EFFECT_COLUMNS.index("aliases") + 1])
+    order = [len(term.split("*")) for term in t["term"]]
+    return t.assign(order=order, family="effects", family_size=len(t))[EFFECT_COLUMNS]
 
 
 # shaped like the committed factorial study: norm (a) and kaiming (d) with weight decay (c), dense (e) and
@@ -100,15 +102,20 @@ def test_only_factors_outside_every_chain_that_might_be_real_are_called_undetect
     assert effect_findings(t)[-1] == QUIET.format("d, g")
 
 
-def test_the_findings_of_a_fitted_fractional_design_name_its_chain():
+def test_the_findings_of_a_fitted_fractional_design_name_its_whole_chain():
     d = generate("fractional", [Factor(f"f{i}", ()) for i in range(6)], resolution=4).to_dict()
     e = effects(synthetic(d, seeds=range(5)), d)       # true f0*f2 = +1 point, aliased with f1*f4
     out = effect_findings(e)
     hits = next(s for s in out if s.startswith("Two-factor interactions beyond seed noise"))
-    assert hits.startswith("Two-factor interactions beyond seed noise: **f0*f2 = f1*f4** +0.9")
-    assert "f1: no detectable main effect; appears in the significant chain `f0*f2 = f1*f4`." in out
+    # the whole chain, its four-factor words included: the estimate is their sum
+    assert hits.startswith("Two-factor interactions beyond seed noise: **f0*f2 = f1*f4 = f0*f3*f4*f5 = f1*f2*f3*f5** "
+                           "+0.9")
+    f1 = next(s for s in out if s.startswith("f1: no detectable main effect; appears in the significant chains"))
+    assert "`f0*f2 = f1*f4 = f0*f3*f4*f5 = f1*f2*f3*f5`" in f1
     assert "f4" not in [s.split(":")[0] for s in out]     # f4 has a main effect of its own (-2 points)
-    assert out[-1] == QUIET.format("f3, f5")
+    # f3 and f5 appear in words of significant chains (f0 = f1*f3*f5 = ...): not called undetectable, since
+    # the design cannot tell those three-factor interactions from the main effects they are aliased with
+    assert not any(s.startswith("No detectable effect") for s in out)
 
 
 def test_an_unaliased_interaction_of_a_full_factorial_is_called_an_interaction_not_a_chain():

@@ -50,10 +50,11 @@ def by_hand(runs: pd.DataFrame, term: str) -> tuple[float, float, float]:
 
 
 def pooled_half_width(spread: dict[str, float]) -> float:
-    """Closed form of the pooled interval's half-width: the residual is every term-by-seed deviation (and
-    the unmodelled a*b*c), sum of squares 8/4 * 12 * sum of spread^2, on 48 - 6 - 6 = 36 df."""
+    """Closed form of the pooled interval's half-width: 6 complete seeds, so the saturated model (a*b*c
+    too); the residual is every term-by-seed deviation, sum of squares 8/4 * 12 * sum of spread^2, on
+    48 - 6 - 7 = 35 df."""
     rss = 8 / 4 * Z @ Z * sum(v * v for v in spread.values())
-    return sps.t.ppf(0.975, 36) * math.sqrt(4 * rss / 36 / 48)
+    return sps.t.ppf(0.975, 35) * math.sqrt(4 * rss / 35 / 48)
 
 
 def test_equal_seed_variation_gives_close_intervals_and_the_same_verdicts():
@@ -61,7 +62,7 @@ def test_equal_seed_variation_gives_close_intervals_and_the_same_verdicts():
     runs = scripted(spread)
     e = effects(runs, DESIGN).set_index("term")
     robust_half = sps.t.ppf(0.975, 5) * 0.002 * math.sqrt(12 / 5 / 6)    # sd(Z) = sqrt(12 / 5), 6 seeds
-    for term in ("a", "b", "c", "a*b", "a*c", "b*c"):
+    for term in ("a", "b", "c", "a*b", "a*c", "b*c", "a*b*c"):
         row = e.loc[term]
         assert row["effect"] == pytest.approx(TRUE[term], abs=1e-12)
         low, high, p = by_hand(runs, term)
@@ -69,15 +70,16 @@ def test_equal_seed_variation_gives_close_intervals_and_the_same_verdicts():
         assert row["robust_high"] - row["effect"] == pytest.approx(robust_half, rel=1e-9)
         assert row["ci_high"] - row["effect"] == pytest.approx(pooled_half_width(spread), rel=1e-9)
         assert row["robust_seeds"] == 6
-    # same standard error (0.632 vs 0.624 x 0.002): the per-seed interval is wider only by its 5 df
-    # against the pooled 36 (2.571 / 2.028), 0.325 against 0.253 points
+    # same standard error (0.632 vs 0.632 x 0.002): the per-seed interval is wider only by its 5 df
+    # against the pooled 35 (2.571 / 2.030), 0.325 against 0.257 points
     assert robust_half == pytest.approx(0.00325, abs=1e-5)
-    assert pooled_half_width(spread) == pytest.approx(0.00253, abs=1e-5)
+    assert pooled_half_width(spread) == pytest.approx(0.00257, abs=1e-5)
     pooled_only = holm(e["p"].to_numpy())
     agree = ["improvement" if p < 0.05 and x > 0 else "regression" if p < 0.05 else "within noise"
              for p, x in zip(pooled_only, e["effect"])]
     assert list(e["verdict"]) == agree == ["improvement", "improvement", "regression", "improvement",
-                                           "within noise", "within noise"]
+                                           "within noise", "within noise", "within noise"]
+    assert list(e["kind"])[-1] == "3-factor interaction" and (e["family_size"] == 7).all()
 
 
 def test_an_effect_that_swings_with_the_seed_is_decided_by_its_per_seed_interval():

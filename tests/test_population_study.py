@@ -14,7 +14,7 @@ import torch
 from tricks.cli import main
 from tricks.errors import TricksError
 from tricks.plugins import load_spec
-from tricks.running.cohorts import DEFAULT_POPULATION, Cohort, form_cohorts, population_size
+from tricks.running.cohorts import CUDA_DEFAULT_POPULATION, Cohort, form_cohorts, population_size
 from tricks.running.settings import RunSettings
 from tricks.running.study import StudyOptions, run_study
 from tricks.training.data import DataSource
@@ -38,9 +38,9 @@ VARIANTS = '''
 '''
 
 
-def test_the_population_size_follows_the_device():
+def test_population_training_is_opt_in_until_a_gpu_check_measured_it():
     assert population_size(None, torch.device("cpu")) == 0                    # off on the CPU by default
-    assert population_size(None, torch.device("cuda")) == DEFAULT_POPULATION == 64
+    assert population_size(None, torch.device("cuda")) == CUDA_DEFAULT_POPULATION == 0   # and on CUDA, unmeasured
     assert population_size(0, torch.device("cuda")) == population_size(1, torch.device("cpu")) == 0
     assert population_size(8, torch.device("cpu")) == 8
     with pytest.raises(TricksError, match="--population must be 0"):

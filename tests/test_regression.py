@@ -113,3 +113,26 @@ def test_check_command_exit_codes_and_update(tmp_path, capsys):
     assert "norm" in out and "FAIL: norm REGRESSION" in out
     assert main(["check", "--results", str(bad.directory), "--reference", str(ref), "--update"]) == 0
     assert "norm: delta +6.33 -> +0.00 pts" in capsys.readouterr().out
+
+
+def test_a_huge_seed_spread_writes_a_reference_that_check_reads_back(tmp_path, capsys):
+    """--update once wrote a tolerance above 1.0 (and a floor below -1) that the reference schema refuses:
+    both are clipped to what the schema holds, so the reference reads back and the check runs on it."""
+    from tricks.analysis.regression import MAX_TOLERANCE
+    from tricks.running.schema import REFERENCE, validate
+
+    base, norm = {0: 0.00, 1: 0.00, 2: 1.00}, {0: 0.90, 1: 0.00, 2: 0.00}   # deltas +90, 0, -100 points
+    accs = {**{("baseline", s): a for s, a in base.items()}, **{("norm", s): a for s, a in norm.items()},
+            **{("drop", s): a for s, a in DROP.items()}}
+    out = write_fake_study(tmp_path / "wild", accs, VARIANTS, SEEDS)
+    sd = math.sqrt(((0.9 - 0.8 / 3) ** 2 + (0.0 + 0.1 / 3) ** 2 + (-1.0 + 0.1 / 3) ** 2) / 2)
+    assert 3 * sd * math.sqrt(2 / 3) > 1.0        # the formula alone would write more than the schema holds
+    ref = tmp_path / "wild.json"
+    assert main(["check", "--results", str(out), "--reference", str(ref), "--update"]) == 0
+    written = json.loads(ref.read_text())
+    assert written["variants"]["norm"]["tolerance"] == MAX_TOLERANCE == 1.0
+    assert written["baseline"]["floor"] == 0.0    # 1/3 - 3 x 0.577 would be -1.40
+    validate(written, REFERENCE, "reference")     # raises on a value out of the schema's bounds
+    capsys.readouterr()
+    assert main(["check", "--results", str(out), "--reference", str(ref)]) == 0
+    assert "PASS" in capsys.readouterr().out

@@ -55,7 +55,7 @@ def test_short_real_run_of_the_schedule_study(real_images, tmp_path):
 @pytest.mark.slow
 def test_short_real_run_of_the_lecture_study(real_images, tmp_path):
     runs = short_run("lecun_lecture", real_images, tmp_path / "l")
-    assert len(runs) == 10 and all(r["status"] == "ok" for r in runs.values())
+    assert len(runs) == 11 and all(r["status"] == "ok" for r in runs.values())   # 10 + fixed_order
     assert runs["sgd"]["optimizer_class"] == "SGD" and runs["sgd"]["optimizer"]["lr"] == 2e-2
     assert runs["squared_error"]["history"][0]["train_nll"] != runs["squared_error"]["history"][0]["train_loss"]
     assert runs["lecture_recipe"]["metrics"]["accuracy"] > 0.15        # learns (chance: 0.10)

@@ -10,12 +10,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 from statsmodels.stats.meta_analysis import combine_effects
+from statsmodels.stats.oneway import anova_oneway
 
 from tricks.analysis import transfer as X
+from tricks.analysis import transfer_stats as P
 from tricks.analysis.api import load_study as api_load
 from tricks.analysis.report import build_report
-from tricks.analysis.stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, delta_table, summarize, comparisons
+from tricks.analysis.stats import IMPROVEMENT, NOISE, REGRESSION, UNDECIDED, comparisons, delta_table, holm, summarize
 from tricks.analysis.studydata import load_study
 from tricks.errors import TricksError
 from tricks.running.records import run_arm, run_path, run_stem, write_json
@@ -124,38 +127,86 @@ def test_transfer_table_rows_are_each_workloads_own_deltas(multi):
         IMPROVEMENT, REGRESSION, NOISE, NOISE)
 
 
+def per_seed(v: str) -> list[np.ndarray]:
+    """Each workload's per-seed paired deltas, from the scripted accuracies."""
+    return [np.array([acc(v, w, i) - acc("baseline", w, i) for i in range(len(SEEDS))]) for w, *_ in WORKLOADS]
+
+
 @pytest.mark.parametrize("variant", ["helps", "flips", "depends", "flat"])
-def test_the_pooled_row_is_statsmodels_random_effects_on_the_deltas(multi, variant):
+def test_the_pooled_row_is_an_exploratory_unweighted_mean_with_a_hartung_knapp_interval(multi, variant):
     table = X.transfer_table(load_study(multi))
     p = table[(table["variant"] == variant) & (table["workload"] == X.POOLED)].iloc[0]
     eff, var = by_hand(variant)
+    # primary: equal weights; Hartung-Knapp with equal weights is the t-interval over the k deltas (k - 1 df)
+    equal = combine_effects(eff, np.ones(3), method_re="pm")
+    assert p["delta"] == pytest.approx(eff.mean(), abs=1e-12) == pytest.approx(equal.mean_effect_re, abs=1e-12)
+    assert (p["ci_low"], p["ci_high"]) == pytest.approx(tuple(equal.conf_int(use_t=True)[3]), abs=1e-12)
+    assert p["t_p"] == pytest.approx(sps.ttest_1samp(eff, 0.0).pvalue)
+    assert p["k"] == 3 and p["method"].startswith("unweighted mean") and p["note"] == ""
+    assert p["family"] == X.EXPLORATORY and p["verdict"] == X.EXPLORATORY and math.isnan(p["p_holm"])
+    # secondary: inverse-variance random effects (Paule-Mandel), with its Hartung-Knapp interval
     res = combine_effects(eff, var, method_re="pm")
-    fe, re, _, _ = res.conf_int(use_t=False)
-    hk = res.conf_int(use_t=True)[3]
-    assert p["delta"] == pytest.approx(res.mean_effect_re, abs=1e-12)
-    assert (p["ci_low"], p["ci_high"]) == pytest.approx(tuple(re), abs=1e-12)
-    assert (p["fe_delta"], p["fe_ci_low"], p["fe_ci_high"]) == pytest.approx((res.mean_effect_fe, *fe), abs=1e-12)
-    assert (p["hk_ci_low"], p["hk_ci_high"]) == pytest.approx(tuple(hk), abs=1e-12)
+    assert p["re_delta"] == pytest.approx(res.mean_effect_re, abs=1e-12)
+    assert (p["re_ci_low"], p["re_ci_high"]) == pytest.approx(tuple(res.conf_int(use_t=True)[3]), abs=1e-12)
     assert p["tau2"] == pytest.approx(res.tau2, abs=1e-15) and p["tau2"] >= 0
     assert p["i2"] == pytest.approx(max(0.0, res.i2))
-    assert p["q"] == pytest.approx(res.q) and p["q_p"] == pytest.approx(res.test_homogeneity().pvalue)
-    assert p["k"] == 3 and p["method"] == X.METHOD_NAME and p["note"] == ""
     rows = table[(table["variant"] == variant) & (table["workload"] != X.POOLED)]
     assert rows["weight_re"].to_numpy() == pytest.approx(res.weights_rel_re)
+    assert rows["weight"].to_numpy() == pytest.approx([1 / 3] * 3)
+    # the heterogeneity test: Welch's one-way ANOVA on the per-seed deltas, Holm over the 4 tricks
+    welch = anova_oneway(per_seed(variant), use_var="unequal")
+    assert (p["het_f"], p["het_p"], p["het_df2"]) == pytest.approx((welch.statistic, welch.pvalue, welch.df[1]),
+                                                                    rel=1e-9)
+    assert p["het_p_equal"] == pytest.approx(sps.f_oneway(*per_seed(variant)).pvalue, rel=1e-9)
+    assert p["het_df1"] == 2 and p["het_method"] == P.WELCH and p["het_family"] == X.HETEROGENEITY
+    assert p["het_family_size"] == 4
+    pooled = table[table["workload"] == X.POOLED]
+    assert p["het_p_holm"] == pytest.approx(holm(pooled["het_p"].to_numpy())[list(pooled["variant"]).index(variant)])
     if variant == "flips":   # opposite effects: heterogeneity far beyond seed noise
-        assert p["tau2"] > 0 and p["i2"] > 0.9 and p["q_p"] < 0.001
+        assert p["het_p"] < 0.001 and p["het_p_holm"] < 0.01
+    if variant == "flat":
+        assert p["het_p"] > 0.05
 
 
-def test_pooling_needs_two_workloads_with_a_finite_delta_and_variance():
+def test_each_workload_row_names_its_holm_family(multi):
+    data = load_study(multi)
+    table = X.transfer_table(data)
+    w = table[table["workload"] != X.POOLED]
+    assert list(w["family"].unique()) == [f"deltas of workload {n}" for n, *_ in WORKLOADS]
+    for name, *_ in WORKLOADS:   # the size is the number of p-values that workload's Holm adjusts over
+        d = X.workload_deltas(X.workload_view(data, name))
+        assert int(d["t_p"].notna().sum()) == 4 and (w.loc[w["workload"] == name, "family_size"] == 4).all()
+
+
+def test_the_heterogeneity_test_is_the_variant_by_workload_interaction_of_the_paired_two_way_model():
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    rows = [{"y": acc(v, w, i), "on": float(v != "baseline"), "workload": w, "pair": f"{w}-{i}"}
+            for v in ("baseline", "depends") for w, *_ in WORKLOADS for i in range(len(SEEDS))]
+    data = pd.DataFrame(rows)   # a block per (workload, seed) pair; the trick's effect equal on every workload or not
+    same = smf.ols("y ~ C(pair) + on", data=data).fit()
+    per_workload = smf.ols("y ~ C(pair) + on:C(workload)", data=data).fit()
+    interaction = anova_lm(same, per_workload).iloc[1]
+    het = P.heterogeneity(per_seed("depends"))
+    assert het["het_p_equal"] == pytest.approx(interaction["Pr(>F)"], rel=1e-9)
+    assert sps.f_oneway(*per_seed("depends")).statistic == pytest.approx(interaction["F"], rel=1e-9)
+
+
+def test_pooling_needs_two_workloads_with_a_finite_delta():
     rows = pd.DataFrame({"workload": ["a", "b", "c"], "delta": [0.01, math.nan, 0.02], "n": [3, 0, 3],
                          "variance": [1e-5, math.nan, 0.0]})
-    p = X.pool(rows)
-    assert p["k"] == 1 and math.isnan(p["tau2"]) and "delta" not in p
-    assert p["note"] == ("fewer than 2 workloads with a finite delta and a positive variance; left out: "
-                         "b (no delta), c (zero variance)")
-    two = X.pool(rows.assign(variance=[1e-5, math.nan, 2e-5]))
+    p = P.pool(rows, [[0.01, 0.02, 0.0], [], [0.02, 0.02, 0.02]])
+    assert p["k"] == 2 and p["delta"] == pytest.approx(0.015) and math.isnan(p["re_delta"])
+    assert p["note"] == "left out: b (no delta); not in the random-effects column: c (zero variance)"
+    # c has no spread between its seeds: no Welch test, the equal-variance F on (1, 4) df instead
+    assert p["het_df1"] == 1 and p["het_df2"] == 4 and p["het_method"] == P.EQUAL_F and math.isfinite(p["het_p"])
+    one = P.pool(rows.assign(delta=[0.01, math.nan, math.nan]))
+    assert one["k"] == 1 and math.isnan(one["delta"]) and math.isnan(one["het_p"])
+    assert one["note"].startswith("fewer than 2 workloads with a finite delta; left out: b (no delta), c (no delta)")
+    two = P.pool(rows.assign(variance=[1e-5, math.nan, 2e-5]))
     res = combine_effects(np.array([0.01, 0.02]), np.array([1e-5, 2e-5]), method_re="pm")
-    assert two["k"] == 2 and two["delta"] == pytest.approx(res.mean_effect_re)
+    assert two["k"] == 2 and two["re_delta"] == pytest.approx(res.mean_effect_re)
     assert two["note"] == "left out: b (no delta)"
 
 
@@ -195,11 +246,15 @@ def test_verdicts_and_findings_of_the_fake_study(multi):
     assert verdicts.loc["helps", "delta_min"] == pytest.approx(0.035)
     said = X.transfer_findings(table, verdicts.reset_index())
     assert "paired t-test" in said[0] and "Holm-adjusted within that workload's family" in said[0]
-    assert "Paule-Mandel random effects" in said[0] and 'method_re="pm"' in said[0]
+    assert "Heterogeneity: whether a trick's effect differs between the workloads, by a one-way ANOVA" in said[0]
+    assert "Holm-adjusted over the 4 tricks" in said[0] and "Pooled rows are exploratory" in said[0]
+    assert "(4 comparisons: its deltas.csv)" in said[0] and "Paule-Mandel random effects" in said[0]
     text = "\n".join(said)
     helps = next(s for s in said if s.startswith("**helps** transfers: improvement on every workload"))
-    assert "small +5.75 pts [" in helps and "res +3.50 pts [" in helps and "random-effects 95% CI [" in helps
-    assert "I² = " in helps
+    assert "small +5.75 pts [" in helps and "res +3.50 pts [" in helps
+    assert "exploratory pooled estimate (unweighted mean of k = 3 workloads) +4.58 pts, Hartung-Knapp 95% CI [" in helps
+    assert "effects differ between workloads? Welch ANOVA F = " in helps and "over 4 tricks" in helps
+    assert "inverse-variance random effects (secondary) " in helps
     assert "**flips** reverses across workloads (improvement on small" in text and "regression on wide" in text
     assert "**depends** depends on the workload (improvement on small" in text
     flat = next(s for s in said if s.startswith("**flat** is within noise on every workload"))

@@ -49,7 +49,7 @@ def build_confirm_report(out_dir: Path) -> Path:
               "(no claim is judged on part of its seeds: that would be optional stopping).")
     lines += [
         "## Pre-registration", "",
-        f"- Claims file `{reg['claims_path']}`, sha256 `{reg['claims_sha256'][:16]}…`, registered "
+        f"- Claims file `{_short(reg['claims_path'])}`, sha256 `{reg['claims_sha256'][:16]}…`, registered "
         f"{reg['registered_at']} before the first run; a changed claims file, spec, seed list, precision, "
         "thread count or revision is refused in this folder.",
         f"- Code revision `{(reg.get('revision') or 'unknown')[:12]}`"
@@ -58,7 +58,7 @@ def build_confirm_report(out_dir: Path) -> Path:
         f"- Fresh seeds {_seeds(c.seeds)}: none used by the exploratory studies (refused otherwise).",
         "- Machines, per seed (every arm of a seed trains on one machine): "
         + ("; ".join(f"{s}: {machines[str(s)]}" for s in c.seeds if str(s) in machines) or "none yet") + ".",
-        "- Specs: " + ", ".join(f"`{v['path']}` ({v['sha256'][:12]}…)" for v in reg["specs"].values()) + ".",
+        "- Specs: " + ", ".join(f"`{_short(v['path'])}` ({v['sha256'][:12]}…)" for v in reg["specs"].values()) + ".",
         "", status, "",
         "## Tests", "",
         f"**One family: the {m} claims below, nothing else.** Each claim's contrast is paired by seed (accuracy "
@@ -91,6 +91,12 @@ def build_confirm_report(out_dir: Path) -> Path:
     path = out_dir / REPORT
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def _short(path: str) -> str:
+    """A registered path as the repository names it (``benchmarks/claims.toml``), not where the worktree lay."""
+    parts = Path(path).parts
+    return "/".join(parts[-2:]) if len(parts) >= 2 else path
 
 
 def _seeds(seeds: list[int]) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 COLUMNS = ["factor", "variant", "against", "factorial_effect", "factorial_ci_low", "factorial_ci_high",
-           "factorial_verdict", "step_delta", "step_ci_low", "step_ci_high", "step_verdict", "difference"]
+           "factorial_verdict", "step_delta", "step_ci_low", "step_ci_high", "step_verdict", "difference",
+           "factorial_aliases"]
 
 
 def effects_vs_steps(effects: pd.DataFrame, deltas: pd.DataFrame,
@@ -19,7 +20,9 @@ def effects_vs_steps(effects: pd.DataFrame, deltas: pd.DataFrame,
     """One row per factor of ``mapping`` ({factor: (cumulative variant, the variant it is measured
     against)}): the factor's main effect and that step's delta, both in metric units with their
     95% intervals and verdicts, and their difference (main effect minus step delta). The factorial
-    interval is the one that decided its verdict (``decided_by``: pooled or per seed).
+    interval is the one that decided its verdict (``decided_by``: pooled or per seed). A fractional
+    design's main effect is the sum of its alias chain: ``factorial_aliases`` names the other words (its
+    three-factor interactions in a resolution-IV design), '' where it stands alone.
 
     A factor or step missing from the tables is an error naming what is there (a typo in the
     mapping must not quietly drop a row)."""
@@ -41,5 +44,6 @@ def effects_vs_steps(effects: pd.DataFrame, deltas: pd.DataFrame,
                      "factorial_effect": e["effect"], "factorial_ci_low": lo,
                      "factorial_ci_high": hi, "factorial_verdict": e["verdict"],
                      "step_delta": s["delta"], "step_ci_low": s["ci_low"], "step_ci_high": s["ci_high"],
-                     "step_verdict": s["verdict"], "difference": e["effect"] - s["delta"]})
+                     "step_verdict": s["verdict"], "difference": e["effect"] - s["delta"],
+                     "factorial_aliases": e["aliases"] if isinstance(e.get("aliases"), str) else ""})
     return pd.DataFrame(rows, columns=COLUMNS)

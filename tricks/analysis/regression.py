@@ -12,6 +12,11 @@ means, so 3 of them let noise alone through (about 0.3% of the time for normal n
 floor keeps a reference with an accidentally tiny spread from failing on noise. The baseline's own
 accuracy must stay above ``baseline_floor`` (its reference mean minus the same kind of margin).
 
+Both are written within the bounds the reference file's schema reads back (``running.schema.REFERENCE``):
+a tolerance is at most MAX_TOLERANCE (1.0: 100 points; the formula exceeds it only when the reference's
+deltas spread across seeds by an sd above sqrt(n / 2) / 3, a third of the whole accuracy range or more),
+and a floor is at least 0 (no accuracy falls below 0, so a lower floor passes exactly the same results).
+
 On the same machine with the same library versions CPU runs are deterministic, so an unchanged
 tree reproduces the reference exactly; the tolerance covers other machines and library versions.
 """
@@ -30,6 +35,7 @@ SCHEMA = 1
 DELTA_FLOOR = 0.015          # accuracy (1.5 points): smallest tolerance on a delta
 SPREAD_MULT = 3.0            # standard deviations of a difference of seed means
 BASELINE_MARGIN_FLOOR = 0.03  # accuracy (3 points): smallest allowed drop of the baseline's mean
+MAX_TOLERANCE = 1.0          # accuracy (100 points): the largest tolerance a reference file holds (its schema)
 
 OK, BETTER, REGRESSION, MISSING, DIVERGED = "ok", "better (re-baseline?)", "REGRESSION", "MISSING", "DIVERGED"
 CORRUPTED, UNVERIFIABLE = "CORRUPTED", "UNVERIFIABLE"
@@ -62,6 +68,11 @@ def _deltas(acc: dict[str, dict[int, float]], variant: str, reference: str) -> l
     return [a[s] - b[s] for s in sorted(set(a) & set(b))]
 
 
+def tolerance(sd: float, n: int) -> float:
+    """A variant's tolerance from its reference deltas' seed spread ``sd`` over ``n`` seeds (module docstring)."""
+    return min(MAX_TOLERANCE, max(DELTA_FLOOR, SPREAD_MULT * sd * math.sqrt(2 / n)))
+
+
 def make_reference(data: StudyData) -> dict:
     """The reference file's content, from a finished CI-profile study."""
     if data.missing:
@@ -81,12 +92,11 @@ def make_reference(data: StudyData) -> dict:
         sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
         variants[v] = {"delta": float(d.mean()) if len(d) else math.nan, "delta_sd": sd, "n": len(d),
                        "per_seed": [float(x) for x in d],
-                       "tolerance": max(DELTA_FLOOR, SPREAD_MULT * sd * math.sqrt(2 / n)) if len(d) > 1
-                       else DELTA_FLOOR}
+                       "tolerance": tolerance(sd, n) if len(d) > 1 else DELTA_FLOOR}
     prov = data.records[0].get("provenance", {})
     return {"schema": SCHEMA, "profile": profile_signature(data.manifest), "reference_variant": ref,
             "baseline": {"accuracy": float(base.mean()), "sd": base_sd, "per_seed": base.tolist(),
-                         "floor": float(base.mean() - max(BASELINE_MARGIN_FLOOR, SPREAD_MULT * base_sd))},
+                         "floor": max(0.0, float(base.mean() - max(BASELINE_MARGIN_FLOOR, SPREAD_MULT * base_sd)))},
             "variants": variants,
             "rule": {"delta_floor": DELTA_FLOOR, "spread_mult": SPREAD_MULT,
                      "baseline_margin_floor": BASELINE_MARGIN_FLOOR},

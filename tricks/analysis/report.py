@@ -84,6 +84,10 @@ def _study_report(directory: Path, data: StudyData) -> Path:
 
         effects = estimate(runs, design)
         write_atomic(directory / "effects.csv", effects.to_csv(index=False, float_format="%.6g"))
+        if design["kind"] == "factorial":   # exploratory: each factor's effect at levels of the others
+            from .conditional import TABLE, conditional_table
+
+            write_atomic(directory / TABLE, conditional_table(runs, design).to_csv(index=False, float_format="%.6g"))
 
     figs = directory / "figures"
     jobs = []   # (figure function, its arguments), the slowest first: see render.draw_all

@@ -73,7 +73,9 @@ def effect_findings(effects: pd.DataFrame | None) -> list[str]:
                    f"decided {per_seed} of the {n}. Each interval below is the deciding one (95%, not adjusted).")
     beyond = t[t["verdict"].isin([IMPROVEMENT, REGRESSION])]
     significant = [r.chain for r in beyond.itertuples()]
-    for kind, label in (("main", "Main effects"), ("interaction", "Two-factor interactions")):
+    higher = [k for k in dict.fromkeys(t["kind"]) if k not in ("main", "interaction")]
+    for kind, label in (("main", "Main effects"), ("interaction", "Two-factor interactions"),
+                        *((k, k[0].upper() + k[1:] + "s") for k in higher)):
         rows = t[t["kind"] == kind]
         hits = beyond[beyond["kind"] == kind].sort_values("effect", ascending=False)
         noise = rows[rows["verdict"] == NOISE]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..running.records import run_stem
 from .report_findings import effect_findings, effects_section, findings, fmt_p, pct
+from .report_variants import config_said, per_seed_section, study_sign_flip_note, tricks_said, variants_section
 from .sequential import until_line
 from .stats import ALPHA, wilson_interval
 from .report_header import (GENERATED, cpus, dataset_line, denormals, device_names, elapsed_minutes,
@@ -41,6 +42,13 @@ def _diverged(recs: list[dict]) -> list[str]:
             "counts them).", "",
             *[f"- {r['variant']} seed {r['seed']}: {r.get('stop_reason') or 'no reason recorded'}"
               for r in diverged], ""]
+
+
+def _factor(f: dict) -> str:
+    """A design factor as the Design section lists it: its tricks with parameters, and/or the config keys it sets."""
+    said = [x for x in (tricks_said(f.get("tricks") or []), f.get("config") and "config " + config_said(f["config"]))
+            if x]
+    return "; ".join(said) or "nothing"
 
 
 def _span(low: float, high: float, signed: str = "") -> str:
@@ -77,8 +85,8 @@ def _findings(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame, effe
     said = effect_findings(effects) + findings(data, summary, deltas)
     ends = [i + 1 for i, f in enumerate(said) if f.startswith(("Helped beyond", "Hurt beyond", "Within noise vs"))]
     at = ends[-1] if ends else len(said)
-    power = _detectable(deltas)
-    return said[:at] + [power] * bool(power) + said[at:]
+    power = [x for x in (_detectable(deltas), study_sign_flip_note(deltas)) if x]
+    return said[:at] + power + said[at:]
 
 
 def _test_set(summary: pd.DataFrame, reference: str, images: int | None) -> tuple[list[str], str]:
@@ -138,13 +146,16 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
         lines += ["## Design", "",
                   f"- {design['kind']} design over {len(design['factors'])} factors, {len(design['matrix'])} variants"
                   + (f", resolution {design['resolution']}" if design.get("resolution") else ""),
-                  *[f"- factor `{f['name']}`: " + ", ".join(t["name"] for t in f["tricks"]) for f in design["factors"]]]
+                  *[f"- factor `{f['name']}`: " + _factor(f) for f in design["factors"]]]
         if design.get("generators"):
             lines += ["- generators: " + "; ".join(f"`{g}`" for g in design["generators"])]
         if design.get("aliases"):
             lines += ["- aliases (effects that this design cannot tell apart):", "",
                       *[f"  - `{a}`" for a in design["aliases"]]]
         lines += [""]
+    runs = data.runs()
+    lines += variants_section(m, runs, data.reference, len({(r.get("provenance") or {}).get("cpu") for r in recs}),
+                              md_table)
     if data.missing:
         lines += ["## Missing runs", "",
                   f"{len(data.missing)} planned run(s) have no finished result (not run yet, interrupted, or "
@@ -196,7 +207,7 @@ def render_markdown(data: StudyData, summary: pd.DataFrame, deltas: pd.DataFrame
             "MDE pts": d["mde"].map(pct), "MDE Holm pts": d["mde_holm"].map(pct),
             "P(better)": d["p_improve"].map(lambda x: "n/a" if x != x else f"{x:.2f}"),
             "verdict": d["verdict"]})
-        lines += ["## Paired deltas (micro-F1)", "", md_table(show), ""]
+        lines += ["## Paired deltas (micro-F1)", "", md_table(show), "", *per_seed_section(runs, deltas, md_table)]
     if effects is not None and len(effects):
         lines += effects_section(effects, md_table)
     lines += list(extra)

@@ -6,17 +6,21 @@
   and REPORT.md work on it as on any study. Its arms stay ``<variant>@<workload>`` (unique within it).
 - ``transfer_table`` (transfer.csv): per trick (each variant against the reference) one row per
   workload, copied from that workload's own ``stats.delta_table`` (test micro-F1, paired t-test over
-  the seeds, Holm-adjusted within the workload's family: the comparisons of its deltas.csv), and one
-  ``pooled`` row: a random-effects meta-analysis over the workloads by statsmodels' ``combine_effects``
-  with ``method_re="pm"`` (Paule-Mandel tau^2), each workload's delta with variance delta_std^2 / n.
-  Paule-Mandel, not DerSimonian-Laird: statsmodels' "dl" does not truncate tau^2 at zero (with
-  Q < k - 1 it returns a negative tau^2, an interval narrower than the fixed-effect one); "pm" does.
-  The pooled row holds the random-effects effect and its 95% normal interval (``delta``, ``ci_*``),
-  the fixed-effect (inverse-variance) effect and interval (``fe_*``), the random-effects interval with
-  the Hartung-Knapp scale and a t with k - 1 df (``hk_ci_*``, wider and honest with few workloads),
-  tau^2, I^2 = max(0, (Q - (k-1)) / Q), Q and its chi^2 p-value, and k. A workload enters the pooling
-  when its delta is finite and its variance finite and positive; with fewer than 2 such workloads the
-  pooled row is NaN and ``note`` says why.
+  the seeds, Holm-adjusted within the workload's family: the comparisons of its deltas.csv, named in
+  ``family`` with its size in ``family_size``), and one ``pooled`` row (``transfer_stats``):
+  - the *heterogeneity test* (``het_*``): do the trick's effects differ between workloads? A one-way
+    ANOVA on its per-seed paired deltas grouped by workload: Welch's, which lets each workload's seed
+    spread be its own (``het_p``; ``het_p_equal``: the equal-variance F, which is the variant x workload
+    interaction of the paired two-way model with a block per workload and seed). Its error is the seeds'
+    own spread, so no variance is taken as known. Holm-adjusted over the tricks (``het_p_holm``, family
+    ``het_family`` = "heterogeneity", size ``het_family_size``).
+  - the *pooled estimate* (``delta``, ``ci_low``, ``ci_high``, ``t_p``), labelled exploratory (``family``
+    and ``verdict`` "exploratory", no Holm adjustment): the unweighted mean of the workloads' deltas with
+    the Hartung-Knapp t-interval on k - 1 degrees of freedom (with equal weights, the one-sample t-interval
+    over the k deltas). Its population is the handful of workloads run, not networks in general.
+  - secondary: an inverse-variance random-effects estimate (``re_delta``, ``re_ci_*``: statsmodels'
+    ``combine_effects``, Paule-Mandel tau^2, Hartung-Knapp scale and a t on k - 1 df; ``tau2``, ``i2``;
+    each workload's weight in it in ``weight_re``). It weighs each workload by its few-seed variance.
 - ``transfer_verdicts``: per trick, from the per-workload Holm verdicts alone (not the pooled row):
   "transfers" (beyond noise with the same sign on every workload), "reverses" (beyond noise in opposite
   directions on two workloads), "depends on the workload" (beyond noise on some, within noise on
@@ -38,26 +42,28 @@ import pandas as pd
 
 from ..errors import TricksError
 from ..running.records import record_arm, run_stem, stem_key
+from . import transfer_stats as P
 from .report_findings import fmt_p, pct
-from .stats import IMPROVEMENT, NOISE, REGRESSION, comparisons, delta_table
+from .stats import IMPROVEMENT, NOISE, REGRESSION, comparisons, delta_table, holm
 from .studydata import StudyData
 
 TABLE = "transfer.csv"
 POOLED = "pooled"
-METHOD_RE = "pm"                       # statsmodels' Paule-Mandel tau^2 (see the module docstring)
+METHOD_RE = P.RE_METHOD                # the secondary random-effects column: statsmodels' Paule-Mandel tau^2
 METHOD_NAME = "Paule-Mandel random effects"
+EXPLORATORY, HETEROGENEITY = P.EXPLORATORY, P.HETEROGENEITY
 TRANSFERS, REVERSES, DEPENDS = "transfers", "reverses", "depends on the workload"
 QUIET, UNDECIDED, SINGLE = "within noise everywhere", "not decided", "one workload only"
 CLASSES = (TRANSFERS, REVERSES, DEPENDS, QUIET, UNDECIDED, SINGLE)   # the order findings name them in
 HEADS = {TRANSFERS: "{name} transfers: {verdict} on every workload", REVERSES: "{name} reverses across workloads",
          DEPENDS: "{name} depends on the workload", QUIET: "{name} is within noise on every workload"}
 PER_WORKLOAD = ["n", "seeds", "delta", "delta_std", "ci_low", "ci_high", "t_p", "p_holm", "mde_holm", "verdict"]
-POOLED_COLUMNS = ["weight_re", "k", "fe_delta", "fe_ci_low", "fe_ci_high", "hk_ci_low", "hk_ci_high", "tau2", "i2",
-                  "q", "q_p", "method", "note"]
-COLUMNS = ["variant", "against", "workload", "model", *PER_WORKLOAD, "variance", *POOLED_COLUMNS]
+POOLED_COLUMNS = P.POOLED_COLUMNS
+COLUMNS = ["variant", "against", "workload", "model", *PER_WORKLOAD, "variance", "family", "family_size",
+           *POOLED_COLUMNS]
 VERDICT_COLUMNS = ["variant", "against", "transfer", "workloads", "improvement", "regression", "within_noise",
-                   "no_verdict", "delta_min", "delta_max", "pooled_delta", "pooled_ci_low", "pooled_ci_high", "i2",
-                   "tau2", "q_p", "evidence"]
+                   "no_verdict", "delta_min", "delta_max", "pooled_delta", "pooled_ci_low", "pooled_ci_high", "het_p",
+                   "het_p_holm", "evidence"]
 
 
 def workloads_of(manifest: dict) -> list[dict]:
@@ -104,66 +110,63 @@ def workload_deltas(view: StudyData) -> pd.DataFrame:
     return delta_table(view.runs(), comparisons(view.manifest["spec"]["variants"], view.reference))
 
 
-def pool(rows: pd.DataFrame) -> dict:
-    """The pooled columns of one trick from its per-workload rows (``delta``, ``variance``, ``workload``):
-    ``combine_effects(..., method_re=METHOD_RE)`` over the workloads that can be weighted."""
-    from statsmodels.stats.meta_analysis import combine_effects
+def family_of(workload: str) -> str:
+    """The Holm family of a workload's rows: the comparisons of that workload's deltas.csv."""
+    return f"deltas of workload {workload}"
 
-    d, v = rows["delta"].to_numpy(dtype=float), rows["variance"].to_numpy(dtype=float)
-    ok = np.isfinite(d) & np.isfinite(v) & (v > 0)
-    left = [f"{w} ({'no delta' if not math.isfinite(x) else 'zero variance' if var == 0 else 'no variance'})"
-            for w, x, var, good in zip(rows["workload"], d, v, ok) if not good]
-    out = {c: math.nan for c in POOLED_COLUMNS}
-    out.update(k=int(ok.sum()), method=METHOD_NAME, note="left out: " + ", ".join(left) if left else "",
-               weight_re=1.0)
-    if ok.sum() < 2:
-        out["note"] = "fewer than 2 workloads with a finite delta and a positive variance" + (
-            f"; {out['note']}" if left else "")
-        return out
-    with np.errstate(divide="ignore", invalid="ignore"):   # I^2 is -inf where Q = 0: clipped to 0 below
-        res = combine_effects(d[ok], v[ok], method_re=METHOD_RE, row_names=list(rows.loc[ok, "workload"]))
-        fe, re, _, _ = res.conf_int(alpha=0.05, use_t=False)
-        hk = res.conf_int(alpha=0.05, use_t=True)[3]   # random effects, Hartung-Knapp scale, t with k - 1 df
-        i2 = float(res.i2)
-    out.update(delta=float(res.mean_effect_re), ci_low=float(re[0]), ci_high=float(re[1]),
-               fe_delta=float(res.mean_effect_fe), fe_ci_low=float(fe[0]), fe_ci_high=float(fe[1]),
-               hk_ci_low=float(hk[0]), hk_ci_high=float(hk[1]), tau2=float(res.tau2),
-               i2=math.nan if math.isnan(i2) else max(0.0, i2),
-               q=float(res.q), q_p=float(res.test_homogeneity().pvalue),
-               weights=dict(zip(rows.loc[ok, "workload"], map(float, res.weights_rel_re))))
-    return out
+
+def paired_deltas(runs: pd.DataFrame, variant: str, against: str, metric: str = "micro_f1") -> np.ndarray:
+    """``variant`` minus ``against`` on every seed where both finished with status ok (seed order)."""
+    ok = runs[runs["status"] == "ok"]
+    a = ok[ok["variant"] == variant].set_index("seed")[metric]
+    b = ok[ok["variant"] == against].set_index("seed")[metric]
+    seeds = sorted(set(a.index) & set(b.index))
+    return a.loc[seeds].to_numpy(dtype=float) - b.loc[seeds].to_numpy(dtype=float)
 
 
 def transfer_table(data: StudyData) -> pd.DataFrame:
     """transfer.csv: per trick (spec order) one row per workload (manifest order), then its pooled row."""
     ref, per = data.reference, []
     for w in workloads_of(data.manifest):
-        d = workload_deltas(workload_view(data, w["name"])).set_index(["variant", "against", "kind"])
-        per.append((w, d))
-    rows = []
+        view = workload_view(data, w["name"])
+        d = workload_deltas(view)
+        size = int(np.isfinite(d["t_p"].to_numpy(dtype=float)).sum()) if len(d) else 0
+        per.append((w, d.set_index(["variant", "against", "kind"]), size, view.runs()))
+    rows, pooled_rows = [], []
     for v in data.order:
         if v == ref:
             continue
-        mine = []
-        for w, d in per:
+        mine, seeds = [], []
+        for w, d, size, runs in per:
             r = d.loc[(v, ref, "vs_baseline")] if (v, ref, "vs_baseline") in d.index else None
             row = {"variant": v, "against": ref, "workload": w["name"], "model": w["model"],
-                   **{c: (r[c] if r is not None else math.nan) for c in PER_WORKLOAD}}
+                   **{c: (r[c] if r is not None else math.nan) for c in PER_WORKLOAD},
+                   "family": family_of(w["name"]), "family_size": size}
             row["variance"] = row["delta_std"] ** 2 / row["n"] if row["n"] == row["n"] and row["n"] > 0 else math.nan
             mine.append(row)
+            seeds.append(paired_deltas(runs, v, ref) if len(runs) else np.array([]))
         frame = pd.DataFrame(mine, columns=COLUMNS[:len(COLUMNS) - len(POOLED_COLUMNS)])
-        pooled = pool(frame) if len(frame) else {}
+        pooled = P.pool(frame, seeds) if len(frame) else {}
         weights = pooled.pop("weights", {})
+        k = pooled.get("k", 0)
         for row in mine:
             row.update({c: math.nan for c in POOLED_COLUMNS}, weight_re=weights.get(row["workload"], math.nan),
-                       method="", note="")
+                       weight=1 / k if k >= 2 and math.isfinite(row["delta"]) else math.nan, method="", note="",
+                       het_family="", het_family_size=math.nan)
         if pooled:
+            pooled_rows.append(len(rows) + len(mine))
             mine.append({"variant": v, "against": ref, "workload": POOLED, "model": "", "seeds": "",
-                         "delta_std": math.nan, "t_p": math.nan, "p_holm": math.nan, "mde_holm": math.nan,
-                         "verdict": "", "variance": math.nan, "n": math.nan, "delta": math.nan, "ci_low": math.nan,
-                         "ci_high": math.nan, **pooled})
+                         "delta_std": math.nan, "p_holm": math.nan, "mde_holm": math.nan, "verdict": EXPLORATORY,
+                         "variance": math.nan, "n": math.nan, "family": EXPLORATORY, "family_size": math.nan,
+                         **pooled})
         rows += mine
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if pooled_rows:   # the heterogeneity tests: one Holm family over the tricks
+        het = table.loc[pooled_rows, "het_p"].to_numpy(dtype=float)
+        table.loc[pooled_rows, "het_p_holm"] = holm(het)
+        table.loc[pooled_rows, "het_family"] = HETEROGENEITY
+        table.loc[pooled_rows, "het_family_size"] = int(np.isfinite(het).sum())
+    return table
 
 
 def _said(r) -> str:
@@ -200,20 +203,32 @@ def transfer_verdicts(table: pd.DataFrame) -> pd.DataFrame:
                      "no_verdict": ";".join(w.loc[~w["verdict"].isin([IMPROVEMENT, REGRESSION, NOISE]), "workload"]),
                      "delta_min": w["delta"].min(), "delta_max": w["delta"].max(),
                      "pooled_delta": p.get("delta", math.nan), "pooled_ci_low": p.get("ci_low", math.nan),
-                     "pooled_ci_high": p.get("ci_high", math.nan), "i2": p.get("i2", math.nan),
-                     "tau2": p.get("tau2", math.nan), "q_p": p.get("q_p", math.nan),
+                     "pooled_ci_high": p.get("ci_high", math.nan), "het_p": p.get("het_p", math.nan),
+                     "het_p_holm": p.get("het_p_holm", math.nan),
                      "evidence": "; ".join(f"{_said(r)} ({r.verdict})" for r in w.itertuples())})
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
+def heterogeneity_said(p) -> str:
+    """'effects differ between workloads? Welch ANOVA F = 6.90 on (2, 3.1) df, p = 0.028, Holm p = 0.17 over 6
+    tricks'."""
+    if p is None or not math.isfinite(p.het_p):
+        return "no heterogeneity test (fewer than 2 workloads with paired seeds, or no spread to test against)"
+    return (f"effects differ between workloads? {p.het_method} F = {p.het_f:.2f} on ({int(p.het_df1)}, "
+            f"{p.het_df2:.3g}) df, p = {fmt_p(p.het_p)}, Holm p = {fmt_p(p.het_p_holm)} over {int(p.het_family_size)} "
+            "tricks")
+
+
 def pooled_said(p) -> str:
-    """'pooled +1.10 pts, random-effects 95% CI [+0.20, +2.00], I^2 = 12%, tau = 0.40 pts (k = 3)'."""
+    """'exploratory pooled estimate (unweighted mean of k = 3 workloads) +1.10 pts, Hartung-Knapp 95% CI
+    [+0.20, +2.00] (t on 2 df, not adjusted); inverse-variance random effects (secondary) +1.00 pts [...]'."""
     if p is None or not math.isfinite(p.delta):
         return "no pooled estimate" + (f" ({p.note})" if p is not None and p.note else "")
-    return (f"pooled {pct(p.delta, True)} pts, random-effects 95% CI [{pct(p.ci_low, True)}, {pct(p.ci_high, True)}] "
-            f"(Hartung-Knapp, t on k - 1 df: [{pct(p.hk_ci_low, True)}, {pct(p.hk_ci_high, True)}]), "
-            f"I² = {100 * p.i2:.0f}%, tau = {pct(math.sqrt(max(p.tau2, 0.0)))} pts, Q-test p = {fmt_p(p.q_p)} "
-            f"(k = {int(p.k)})")
+    re = (f"; inverse-variance random effects (secondary) {pct(p.re_delta, True)} pts [{pct(p.re_ci_low, True)}, "
+          f"{pct(p.re_ci_high, True)}]" if math.isfinite(p.re_delta) else "")
+    return (f"exploratory pooled estimate (unweighted mean of k = {int(p.k)} workloads) {pct(p.delta, True)} pts, "
+            f"Hartung-Knapp 95% CI [{pct(p.ci_low, True)}, {pct(p.ci_high, True)}] (t on {int(p.k) - 1} df, not "
+            f"adjusted){re}")
 
 
 def _noise_said(r) -> str:
@@ -222,18 +237,25 @@ def _noise_said(r) -> str:
 
 
 def transfer_findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
-    """Sentences from ``transfer_table`` and ``transfer_verdicts``: the tests, then per trick (grouped by
-    class) its per-workload deltas with intervals and Holm p, its pooled estimate with the random-effects
-    interval and I^2; a workload within noise also states the effect detectable there at 80% power after Holm."""
+    """Sentences from ``transfer_table`` and ``transfer_verdicts``: the tests and their families, then per trick
+    (grouped by class) its per-workload deltas with intervals and Holm p, its heterogeneity test and its
+    exploratory pooled estimate; a workload within noise also states the effect detectable there at 80% power
+    after Holm."""
     if not len(verdicts):
         return ["No trick to compare: the spec has only the reference variant."]
     work = table[table["workload"] != POOLED]
     m = int(work["workload"].nunique())
+    sizes = work.drop_duplicates("workload")["family_size"]
+    size = f"{int(sizes.iloc[0])} comparisons" if sizes.nunique() == 1 and sizes.notna().all() else "its comparisons"
     out = [f"Tests: on each of the {m} workloads, each trick against {verdicts['against'].iloc[0]} by a paired "
            "t-test on test micro-F1 over the seeds (95% t-intervals), Holm-adjusted within that workload's family "
-           "(the comparisons of its deltas.csv); pooled over the workloads by a "
-           f"{METHOD_NAME} meta-analysis (statsmodels' combine_effects, method_re=\"{METHOD_RE}\"; each "
-           "workload's variance delta_std²/n). The classes use the per-workload Holm verdicts only."]
+           f"({size}: its deltas.csv). Heterogeneity: whether a trick's effect differs between the workloads, by a "
+           "one-way ANOVA on its per-seed paired deltas grouped by workload (Welch's, each workload's seed spread "
+           "its own; its error is the seeds' spread, no variance taken as known), Holm-adjusted over the "
+           f"{len(verdicts)} tricks. Pooled rows are exploratory (not adjusted, no verdict): the unweighted mean of "
+           "the workloads' deltas with a Hartung-Knapp t-interval on k - 1 df; an inverse-variance "
+           f"{METHOD_NAME} estimate is given as a secondary column only. The classes use the per-workload Holm "
+           "verdicts only."]
     for cls in CLASSES:
         for v in verdicts[verdicts["transfer"] == cls].itertuples():
             rows = work[work["variant"] == v.variant]
@@ -247,5 +269,5 @@ def transfer_findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
             head = HEADS.get(cls, "{name}: " + cls).format(name=f"**{v.variant}**", verdict=rows["verdict"].iloc[0])
             tail = ("; the pooled estimate averages effects of opposite sign and describes none of the workloads"
                     if cls == REVERSES else "")
-            out.append(f"{head} (" + "; ".join(parts) + f"); {pooled_said(p)}{tail}.")
+            out.append(f"{head} (" + "; ".join(parts) + f"); {heterogeneity_said(p)}; {pooled_said(p)}{tail}.")
     return out

@@ -8,10 +8,13 @@ import math
 import pandas as pd
 
 from . import transfer as X
-from .report_findings import pct
+from .report_findings import fmt_p, pct
 from .report_header import GENERATED, cpus, dataset_line, device_names, md_table, revisions
+from .report_variants import (base_note, is_entry, md_cell, mean_train_seconds, per_seed_table, sign_flip_note, time_ratio,
+                              timing_note, variant_recipe)
 from .studydata import StudyData
 from .transfer_figure import CAPTION as FOREST_CAPTION, FIGURE as FOREST
+from .transfer_pooled import MIN_SEEDS, as_findings, withheld, withheld_finding
 
 
 def _counted(values: list, fallback: str = "n/a") -> str:
@@ -36,6 +39,48 @@ def _workload_rows(views: dict[str, StudyData], workloads: list[dict], workloads
                      "runs finished": f"{len(recs)} of {len(m['runs'])}",
                      "report": f"[{workloads_dir}/{w['name']}/REPORT.md]({workloads_dir}/{w['name']}/REPORT.md)"})
     return pd.DataFrame(rows)
+
+
+def _variants(m: dict, views: dict[str, StudyData], ref: str) -> list[str]:
+    """The Variants section: each variant's tricks (or config keys), and its mean training time on each
+    workload with that time over the reference's there."""
+    named = {v["name"]: v for v in m["spec"]["variants"]}
+    cols = {"variant": list(named), "base": [v.get("base") or "" for v in named.values()],
+            "config keys" if is_entry(m) else "tricks (parameters)":
+                [md_cell(variant_recipe(v, named.get(v.get("base")))) for v in named.values()]}
+    for w, view in views.items():
+        sec = mean_train_seconds(view.runs())
+        cols[f"{w}: train s (vs {ref})"] = [f"{sec[v]:,.1f} ({time_ratio(sec, v, ref)})" if v in sec else "n/a"
+                                            for v in named]
+    kinds = len({(r.get("provenance") or {}).get("cpu") for view in views.values() for r in view.records})
+    note = base_note(m)
+    return ["## Variants", "", md_table(pd.DataFrame(cols)), "", *([note, ""] if note else []),
+            timing_note(ref, kinds, m.get("workers"), is_entry(m), "the ratio in parentheses")
+            + " Each workload's report has the same table for its runs alone.", ""]
+
+
+def _per_seed(views: dict[str, StudyData], table: pd.DataFrame, order: list[str]) -> list[str]:
+    """Every trick's delta against the reference on every seed, one row per (trick, workload)."""
+    parts = []
+    for w, view in views.items():
+        rows = table[table["workload"] == w]
+        parts.append(per_seed_table(view.runs(), rows).assign(workload=w) if len(rows) else None)
+    parts = [x for x in parts if x is not None]
+    if not parts:
+        return []
+    t = pd.concat(parts, ignore_index=True).fillna("n/a")
+    t = t.sort_values("variant", key=lambda c: c.map(order.index), kind="stable")
+    t = t[["variant", "workload", *[c for c in t.columns if c.startswith("seed ")], "mean"]]
+    return ["## Per-seed deltas (micro-F1 vs the reference, points)", "",
+            "Each trick's micro-F1 minus the reference's on every seed of every workload (n/a: one of the two did "
+            "not finish, or diverged); the mean is the workload's paired delta in the table above.", "",
+            md_table(t), ""]
+
+
+def _families(views: dict[str, StudyData]) -> list[tuple[int, int]]:
+    """(paired seeds, size of its workload's Holm family) for every comparison with a t-test p."""
+    tested = [d[d["t_p"].notna()] for d in (X.workload_deltas(v) for v in views.values())]
+    return [(n, len(d)) for d in tested for n in d["n"]]
 
 
 def _cell(r) -> str:
@@ -63,20 +108,29 @@ def transfer_markdown(data: StudyData, views: dict[str, StudyData], table: pd.Da
              f"{sum(r.get('wall_seconds', 0.0) for r in recs) / 60:.1f} min summed over {len(recs)} finished runs",
              f"- missing runs: {len(data.missing)}; corrupted run files: {len(data.corrupted)} (each workload's "
              "report names its own)", "", md_table(_workload_rows(views, ws, workloads_dir)), ""]
-    lines += ["## Transfer findings", "", *[f"- {f}" for f in X.transfer_findings(table, verdicts)], ""]
+    lines += _variants(m, views, ref)
+    held = withheld(table)   # pooled estimates from too few seeds: not findings (transfer_pooled)
+    flips = sign_flip_note(_families(views), family="a workload's")
+    said = X.transfer_findings(as_findings(table, held), verdicts) + [x for x in (withheld_finding(table, held),
+                                                                                  flips) if x]
+    lines += ["## Transfer findings", "", *[f"- {f}" for f in said], ""]
     if len(verdicts):
         cols = {"trick": [f"{v} vs {ref}" for v in verdicts["variant"]]}
         for w in ws:
             at = table[table["workload"] == w["name"]].set_index("variant")
             cols[w["name"]] = [_cell(r) for r in at.loc[verdicts["variant"]].itertuples()]
         pooled = table[table["workload"] == X.POOLED].set_index("variant").loc[verdicts["variant"]]
-        cols["pooled [RE 95% CI]"] = [_cell(r).strip() or "none" for r in pooled.itertuples()]
-        cols["Hartung-Knapp 95% CI"] = [f"[{pct(a, True)}, {pct(b, True)}]" if a == a else "n/a"
-                                        for a, b in zip(pooled["hk_ci_low"], pooled["hk_ci_high"])]
-        cols["I²"] = [f"{100 * x:.0f}%" if x == x else "n/a" for x in pooled["i2"]]
+        cols["pooled: unweighted mean [HK 95% CI]"] = [
+            f"_{_cell(r).strip()}, not a finding (< {MIN_SEEDS} seeds)_" if r.Index in held
+            else _cell(r).strip() or "none" for r in pooled.itertuples()]
+        cols["heterogeneity p (Holm)"] = [f"{fmt_p(a)} ({fmt_p(b)})" if a == a else "n/a"
+                                          for a, b in zip(pooled["het_p"], pooled["het_p_holm"])]
+        cols["random effects (secondary)"] = [f"{pct(d, True)} [{pct(a, True)}, {pct(b, True)}]" if d == d else "n/a"
+                                              for d, a, b in zip(pooled["re_delta"], pooled["re_ci_low"],
+                                                                 pooled["re_ci_high"])]
         cols["transfer"] = list(verdicts["transfer"])
         lines += [f"## Transfer table: paired deltas in micro-F1 vs {ref} (points, 95% CI, Holm verdict)", "",
-                  md_table(pd.DataFrame(cols)), ""]
+                  md_table(pd.DataFrame(cols)), "", *_per_seed(views, table, data.order)]
     if drawn:
         lines += ["## Figure", "", f"### {FOREST_CAPTION}", "", f"![{FOREST}](figures/{FOREST})", ""]
     lines += ["## Procedure", "",
@@ -88,18 +142,22 @@ def transfer_markdown(data: StudyData, views: dict[str, StudyData], table: pd.Da
               "beyond noise on some and within noise on others, is **within noise everywhere** when within noise on "
               "each, and is **not decided** when a workload has no verdict (too few seeds, diverged) and the "
               "others agree; no adjustment is made across workloads, so 'transfers' asks for a "
-              "separate Holm-significant result on each. The pooled estimate is a random-effects meta-analysis "
-              f"of the workloads' deltas ({X.METHOD_NAME}: statsmodels' `combine_effects`, "
-              f"`method_re=\"{X.METHOD_RE}\"`, which keeps tau² at or above zero; its DerSimonian-Laird option "
-              "does not), each workload's variance delta_std²/n taken as known and weighted by 1/(variance + "
-              "tau²); the interval is its normal 95% interval. tau² is the variance of the true effect between "
-              "workloads, I² = max(0, (Q - (k - 1)) / Q) the share of the spread between workloads beyond what "
-              "seed noise explains, and the Q-test p tests equal effects on every workload. With few seeds the "
-              "variances are themselves noisy, and with few workloads tau² is imprecise and the normal interval "
-              "optimistic: transfer.csv also gives the Hartung-Knapp interval (`hk_ci_low`, `hk_ci_high`, a t "
-              "with k - 1 df) and the fixed-effect estimate (`fe_*`). The classes do not use the pooled row.", "",
+              "separate Holm-significant result on each. **Heterogeneity** (does a trick's effect differ between "
+              "workloads?): Welch's one-way ANOVA on the trick's per-seed paired deltas grouped by workload, each "
+              "workload's seed spread its own, so no variance is taken as known (`het_p_equal`: the equal-variance "
+              "F, the variant x workload interaction of the paired two-way model); one Holm family over the tricks "
+              "(transfer.csv: `het_p`, `het_p_holm`, `het_family`, `het_family_size`). **Pooled rows are exploratory** (family "
+              "`exploratory`: not adjusted, no verdict): the unweighted mean of the workloads' deltas, each "
+              "workload weighing the same, with the Hartung-Knapp interval, which with equal weights is the t-"
+              "interval over the k deltas on k - 1 df; with a few hand-picked workloads it describes them, not "
+              "networks in general. Secondary columns only: the same mean's interval for these workloads from "
+              "the seeds alone (`fixed_ci_*`, Welch-Satterthwaite df) and an inverse-variance random-effects "
+              f"estimate ({X.METHOD_NAME}: statsmodels' `combine_effects`, `method_re=\"{X.METHOD_RE}\"`, "
+              "Hartung-Knapp interval: `re_*`, `tau2`, `i2`, each workload's weight `weight_re`), which weighs "
+              "a workload by its few-seed variance. The classes do not use the pooled row.", "",
               "## Files", "", "- `transfer.csv`: one row per (trick, workload) from that workload's deltas, and "
-              "one `pooled` row per trick (`k`, `tau2`, `i2`, `q`, `q_p`, `fe_*`, `hk_ci_*`, `note`)",
+              "one `pooled` row per trick (`k`, `het_*`, `fixed_ci_*`, `re_*`, `tau2`, `i2`, `note`); `family` and "
+              "`family_size` name the Holm family of each row's `p_holm`",
               f"- `{workloads_dir}/<name>/`: each workload's runs.csv, summary.csv, deltas.csv, deltas_by_epoch.csv "
               "(effects.csv for designs), figures and REPORT.md",
               "- `runs.csv`: every run (its `workload`, `model` and `dataset` columns); `runs/*.json`: each run",

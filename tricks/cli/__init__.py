@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "thread count changes a run's arithmetic")
     ab.add_argument("--population", type=int, metavar="K",
                     help="population training: runs that share a network shape train as one batched model, in "
-                         "cohorts of up to K runs (default: 64 on CUDA, off on the CPU, where it does not pay; "
-                         "0: off); whether a run trained in a population is part of its settings (docs/gpu.md)")
+                         "cohorts of up to K runs (default: off, on CUDA until benchmarks/gpu_check.sh has "
+                         "measured it, and on the CPU, where it does not pay; 0: off); whether a run trained in a population is part of its settings (docs/gpu.md)")
     ab.add_argument("--out", help=f"results directory (default {DEFAULT_OUT_ROOT}/<spec name>; name a folder "
                                   "under results/ to extend a committed study)")
     ab.add_argument("--replace", action="store_true",

@@ -1,15 +1,17 @@
 """Population training in a study (``--population K``): which runs train as members of a population,
 the cohorts they form, and how a cohort job becomes one record per member.
 
-``--population K`` (default: ``DEFAULT_POPULATION`` on CUDA, off on the CPU, where it does not pay:
-see docs/gpu.md) trains the runs that share a network shape and a training setup in cohorts of up
-to K, each cohort one job of the executor (``training.cohort.train_cohort``). A run that trains in a
-population says so in its settings (``RunSettings.population``: grouped kernels round differently
-from a solo run's, so the two are never mixed under one settings key); whether a run is a member
-depends only on its variant and K, never on which runs are pending, so a resumed study plans the
-same keys. A variant that cannot be batched (its tricks compute gradients in passes of their own,
-or its model is not a plain ``nn.Sequential``) trains solo; ``plan_population`` says which and why.
-Each member's record names its cohort and the cohort's size (``provenance["population"]``).
+``--population K`` trains the runs that share a network shape and a training setup in cohorts of up
+to K, each cohort one job of the executor (``training.cohort.train_cohort``). It is opt-in: off by
+default on the CPU, where it does not pay, and on CUDA until a GPU check has measured it
+(``CUDA_DEFAULT_POPULATION``; docs/gpu.md). A run that trains in a population says so in its settings
+(``RunSettings.population``: grouped kernels round differently from a solo run's, so the two are never
+mixed under one settings key); whether a run is a member depends only on its variant and K, never on
+which runs are pending, so a resumed study plans the same keys. A variant that cannot be batched (its
+tricks compute gradients in passes of their own, or its model is not an ``nn.Sequential``) trains
+solo; ``plan_population`` says which and why. Every built-in model joins (``resnet8`` too: its
+residual blocks run per member inside the population, ``training.population``). Each member's
+record names its cohort and the cohort's size (``provenance["population"]``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ..errors import TricksError
 from .runner import RunContext, recipe_for, run_one
 from .settings import RunSettings
 
-# Members per cohort on CUDA by default: the 8 x 5 study's widest shape group is 25 runs, so each
-# shape trains as one population. A guess, NOT measured: no GPU has been lent to this project yet.
-DEFAULT_POPULATION = 64
+# Members per cohort on CUDA by default: 0, off, until benchmarks/gpu_check.sh has measured populations
+# against solo workers on a GPU (no default without a measurement). Its last line says which default
+# its numbers support (benchmarks/gpu_verdict.py: 40, the whole 8 x 5 study's widest shape group in
+# one cohort, or 0); set it here, with the check's summary beside it in docs/gpu.md.
+CUDA_DEFAULT_POPULATION = 0
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,9 @@ class Cohort:
 
 
 def population_size(requested: int | None, device) -> int:
-    """Members per cohort: ``requested``, else ``DEFAULT_POPULATION`` on CUDA and 0 (off) on the CPU."""
+    """Members per cohort: ``requested``, else ``CUDA_DEFAULT_POPULATION`` on CUDA and 0 (off) on the CPU."""
     if requested is None:
-        return DEFAULT_POPULATION if device.type == "cuda" else 0
+        return CUDA_DEFAULT_POPULATION if device.type == "cuda" else 0
     if requested < 0:
         raise TricksError(f"--population must be 0 (off) or a number of runs per cohort, got {requested}")
     return requested if requested >= 2 else 0

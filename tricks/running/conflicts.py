@@ -34,14 +34,18 @@ class Conflict:
     stored: dict               # its settings, as recorded
 
 
-def find_conflicts(runs: list[RunSettings], out_dir: Path) -> list[Conflict]:
-    """The planned runs whose run file holds a complete record made with other settings."""
+def find_conflicts(runs: list[RunSettings], out_dir: Path, index=None) -> list[Conflict]:
+    """The planned runs whose run file holds a complete record made with other settings (``index``: the
+    folder's ``index.RecordIndex``, read once; else each planned run's file is read)."""
     found = []
     for r in runs:
         path = run_path(out_dir, r.stem)
-        if not path.exists():
+        if index is not None:
+            rec = index.record(r.stem)
+        elif not path.exists():
             continue
-        rec, _ = check_record(path)
+        else:
+            rec, _ = check_record(path)
         if rec is not None and rec["settings_key"] != r.key():
             found.append(Conflict(r, path, dict(rec.get("settings") or {})))
     return found
@@ -115,12 +119,13 @@ def move_aside(conflicts: list[Conflict], out_dir: Path) -> Path:
     return dest.parent
 
 
-def stored_precision(out_dir: Path) -> tuple[str | None, int]:
+def stored_precision(out_dir: Path, index=None) -> tuple[str | None, int]:
     """(the one precision every complete stored run of ``out_dir`` has, how many), or (None, n) when
-    there are none or they differ."""
-    if not (Path(out_dir) / RUNS_DIR).is_dir():
+    there are none or they differ (``index``: the folder's ``index.RecordIndex``, read once)."""
+    if index is None and not (Path(out_dir) / RUNS_DIR).is_dir():
         return None, 0
-    found = Counter((r.get("settings") or {}).get("precision") for r in load_runs(out_dir))
+    found = Counter((r.get("settings") or {}).get("precision")
+                    for r in (index.records() if index is not None else load_runs(out_dir)))
     if len(found) == 1:
         (value, n), = found.items()
         return value, n

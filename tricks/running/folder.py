@@ -35,15 +35,17 @@ def prior_pairs(out_dir: Path) -> set[tuple[str, int]]:
 
 
 def study_runs(opts: StudyOptions, runs: list[RunSettings], checksums: dict, settle: Callable[[list], list],
-               out_dir: Path) -> tuple[list[RunSettings], int]:
+               out_dir: Path, index=None) -> tuple[list[RunSettings], int]:
     """(the study's runs: ``runs``, the ones planned now, and every other run that belongs to the
     folder's study, seed-major; how many finished runs in the folder were made with other settings).
 
     ``checksums``: as for ``plan``; ``settle(runs)``: the planned runs as this command trains them (the
-    device kind, population membership), so that their settings keys are the ones it would store."""
+    device kind, population membership), so that their settings keys are the ones it would store.
+    ``index``: the folder's ``index.RecordIndex`` (its runs read once), else the run files are read."""
     current = {(r.arm, r.seed) for r in runs}
     earlier = prior_pairs(out_dir)
-    stored = {(record_arm(r), r["seed"]): r["settings_key"] for r in load_runs(out_dir)}
+    stored = {(record_arm(r), r["seed"]): r["settings_key"]
+              for r in (index.records() if index is not None else load_runs(out_dir))}
     candidates = (earlier | set(stored)) - current
     if not candidates:
         return runs, 0

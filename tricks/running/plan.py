@@ -130,14 +130,19 @@ def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
     return {(r.arm, r.seed): r.key() for r in runs}
 
 
-def split_done(runs: list[RunSettings], out_dir: Path) -> tuple[list[RunSettings], list[RunSettings], dict[str, str]]:
-    """(already finished with the same settings, still to run, {corrupted run file: why}).
+def split_done(runs: list[RunSettings], out_dir: Path, index=None
+               ) -> tuple[list[RunSettings], list[RunSettings], dict[str, str]]:
+    """(already finished with the same settings, still to run, {corrupted run file: why}); ``index``:
+    the folder's ``index.RecordIndex`` (read once), else each planned run's file is read.
 
     A corrupted file (torn by a crash, edited, truncated) is trained again and overwritten."""
     done, todo, corrupted = [], [], {}
     for r in runs:
         path = run_path(out_dir, r.stem)
-        rec, why = check_record(path) if path.exists() else (None, None)
+        if index is not None:
+            rec, why = index.record(r.stem), index.problem(r.stem)
+        else:
+            rec, why = check_record(path) if path.exists() else (None, None)
         if why is not None:
             corrupted[str(path)] = why
         (done if rec is not None and rec["settings_key"] == r.key() else todo).append(r)

@@ -86,7 +86,13 @@ class RunSettings:
         those two out, as it leaves out the entry point, its config and the imported modules' sources of
         a spec without them), so runs
         stored before those settings existed keep their keys and are reused, not trained again.
+        Computed once per instance (a study start asks each planned run's key several times).
         """
+        if "_key" not in self.__dict__:
+            object.__setattr__(self, "_key", self._key())
+        return self.__dict__["_key"]
+
+    def _key(self) -> str:
         d = self.to_dict()
         if d["validation"] == 0:
             del d["validation"]

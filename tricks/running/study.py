@@ -29,10 +29,12 @@ from .plan import (StudyOptions, check_variants, data_sources, manifest, plan, p
                    workload_source)
 from .progress import Progress
 from .provenance import git_revision
-from .records import RUNS_DIR, load_runs, matching, run_path, write_json, write_runs_csv, write_test_labels
+from .index import RecordIndex
+from .records import RUNS_DIR, matching, run_path, write_json, write_runs_csv, write_test_labels
 from .settings import RunSettings
 
 FAILURES = "failures.json"   # the runs that failed in the latest invocation, with reasons
+CSV_EVERY = 2.0              # seconds between refreshes of runs.csv while runs finish (and once at the end)
 
 __all__ = ["StudyOptions", "StudyOutcome", "run_study"]
 
@@ -84,11 +86,12 @@ def _say(message: str) -> None:
     print(f"tricks: {message}", file=sys.stderr, flush=True)
 
 
-def _resolve_precision(opts: StudyOptions, device, notice: Callable[[str], None], native: bool | None = None) -> str:
+def _resolve_precision(opts: StudyOptions, device, notice: Callable[[str], None], native: bool | None,
+                       index: RecordIndex) -> str:
     """``auto``: the one precision of the runs already stored in the folder (said), else the device's
     (``native``: whether bf16 is native where the runs execute, when that is not this machine: Ray)."""
     if opts.precision == "auto":
-        stored, n = stored_precision(Path(opts.out_dir))
+        stored, n = stored_precision(Path(opts.out_dir), index)
         if stored is not None:
             notice(f"--precision auto: using {stored}, the precision of the {n} run(s) stored in {opts.out_dir} "
                    "(a study never mixes precisions; --precision to choose)")
@@ -125,7 +128,8 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
         if opts.workers is not None and opts.workers < 1:
             raise TricksError(f"--workers must be at least 1, got {opts.workers}")
         k = population_size(population, device)     # members per cohort; 0: every run solo
-        opts = replace(opts, precision=_resolve_precision(opts, device, on_notice, native))
+        index = RecordIndex(opts.out_dir)           # the folder's stored runs, each file read once
+        opts = replace(opts, precision=_resolve_precision(opts, device, on_notice, native, index))
         check_variants(opts)
         out_dir = Path(opts.out_dir)
         _check_out_dir(out_dir)
@@ -152,24 +156,26 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
         workload_datasets = {r.workload: by_sha[r.data_sha256].describe() for r in runs if r.data_root is not None}
         labels = {sha: (list(d.classes), test_labels[sha]) for sha, d in by_sha.items()}
         del by_sha
-        if not opts.replace and (conflicts := find_conflicts(runs, out_dir)):
+        if not opts.replace and (conflicts := find_conflicts(runs, out_dir, index)):
             raise refusal(conflicts, out_dir)      # before any folder or worker: checked again under the lock
         for arm, why in solo.items():
             on_notice(f"--population {k}: {arm} trains solo ({why})")
         _prepare(out_dir)   # only now: a data or size error leaves no empty directory behind
         with DirectoryLock(out_dir):
-            conflicts = find_conflicts(runs, out_dir)
+            index.refresh()     # what another process wrote meanwhile: only new or changed files are read
+            conflicts = find_conflicts(runs, out_dir, index)
             if conflicts and not opts.replace:
                 raise refusal(conflicts, out_dir)
             if conflicts:
                 on_notice(f"--replace: moved {len(conflicts)} stored run(s) made with other settings to "
                           f"{move_aside(conflicts, out_dir)}")
+                index.refresh()
             _prepare(out_dir / RUNS_DIR)
             write_test_labels(out_dir, labels)   # once per study: the runs store their predictions per image
-            done, todo, corrupted = split_done(runs, out_dir)
+            done, todo, corrupted = split_done(runs, out_dir, index)
             jobs = form_cohorts(todo, k, num_classes) if k else todo
             workers = opts.workers or default_workers(device, len(jobs), opts.threads)
-            study, other = study_runs(opts, runs, checksums, settle, out_dir)
+            study, other = study_runs(opts, runs, checksums, settle, out_dir, index)
             if other:
                 on_notice(f"{other} finished run(s) in {out_dir / RUNS_DIR} were made with other settings than "
                           "these (or of variants, grid values or workloads not planned now): kept, but not in "
@@ -192,11 +198,11 @@ def run_study(opts: StudyOptions, on_wait: Callable[[], None] | None = None,
                     del dataset, rest, others
                     if on_wait is not None and isinstance(executor, LocalExecutor) and not executor.in_process:
                         on_wait()
-                    _execute(executor, todo, study, opts, outcome, test_labels, jobs)
+                    _execute(executor, todo, study, opts, outcome, test_labels, jobs, index)
             finally:
                 signal.signal(signal.SIGTERM, old_term)
                 remove_if_empty(checkpoints)
-                _refresh_runs_csv(out_dir, study)
+                _refresh_runs_csv(out_dir, study, index)
                 write_json(out_dir / FAILURES, {stem: {"reason": reason, "traceback": outcome.tracebacks.get(stem)}
                                                 for stem, reason in outcome.failed.items()})
     finally:
@@ -248,29 +254,33 @@ def on_device(runs: list[RunSettings], device) -> list[RunSettings]:
     return runs if device.type == "cpu" else [replace(r, device=device.type) for r in runs]
 
 
-def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings]) -> None:
-    write_runs_csv(out_dir, matching(load_runs(out_dir), planned_keys(runs)),
+def _refresh_runs_csv(out_dir: Path, runs: list[RunSettings], index: RecordIndex) -> None:
+    write_runs_csv(out_dir, matching(index.records(), planned_keys(runs)),
                    order=list(dict.fromkeys(r.variant for r in runs)))
 
 
 def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: StudyOptions,
-             outcome: StudyOutcome, test_labels: dict[str, list[int]], jobs: list | None = None) -> None:
-    """Hand ``jobs`` (the runs of ``todo``, alone or in cohorts) to the executor; write what comes back.
-    ``test_labels``: {dataset checksum: its test labels}."""
+             outcome: StudyOutcome, test_labels: dict[str, list[int]], jobs: list, index: RecordIndex) -> None:
+    """Hand ``jobs`` (the runs of ``todo``, alone or in cohorts) to the executor; write what comes back,
+    filed in ``index`` (never read back). ``test_labels``: {dataset checksum: its test labels}."""
     from ..training.metrics import score_record
 
     progress = Progress(len(todo), opts.progress)
     checkpoints = Path(opts.out_dir) / CHECKPOINTS_DIR
+    csv_at = [time.perf_counter()]    # when runs.csv was last written (the driver writes it on the way out)
 
     def record(job: RunSettings, rec: dict) -> None:
         rec = score_record(rec, test_labels[job.data_sha256])   # the driver scores ...
         write_json(run_path(opts.out_dir, job.stem), rec)     # ... and writes; atomically
+        index.add(job.stem, rec)
         discard(checkpoints, job.stem)                         # only now: the record is safe
         outcome.finished.append(job.stem)
         if rec["status"] == "diverged":
             outcome.diverged.append(job.stem)
         progress.finished(job.stem, rec["status"])
-        _refresh_runs_csv(Path(opts.out_dir), runs)
+        if time.perf_counter() - csv_at[0] >= CSV_EVERY:
+            _refresh_runs_csv(Path(opts.out_dir), runs, index)
+            csv_at[0] = time.perf_counter()
 
     def failure(job: RunSettings, reason: str, tb: str | None) -> None:
         outcome.failed[job.stem] = reason
@@ -282,6 +292,6 @@ def _execute(executor, todo: list[RunSettings], runs: list[RunSettings], opts: S
         progress.finished(job.stem, "crashed" if crashed else "failed")
 
     try:
-        executor.run(todo if jobs is None else jobs, JobSink(record, failure, progress.event, progress.started))
+        executor.run(jobs, JobSink(record, failure, progress.event, progress.started))
     finally:
         progress.close()

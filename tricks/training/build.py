@@ -11,6 +11,7 @@ optimizer, the LR controller, the step hooks and the callbacks, then hand the gl
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -55,13 +56,48 @@ class Run:
         return TrainSplit(self.train_x, self.train_y, self.prepare, batch_size)
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The training, validation and test tensors of one split of a dataset, on one device."""
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    host_train_x: torch.Tensor       # the training images on the CPU (the input transform is fitted there)
+
+
+# One copy of the splits per process: every run a worker trains with the same dataset, split and
+# device, and every member of a cohort, shares it (a cohort of 64 used to hold 64 copies of the
+# training images on the device). The last ``KEEP_SPLITS`` splits are kept; an entry dies with its
+# dataset. The runs never write into these tensors (batches are gathered copies).
+KEEP_SPLITS = 2
+_splits: list[tuple[weakref.ref, tuple, Splits]] = []
+
+
+def shared_splits(dataset: Dataset, validation: int, train_subset: int | None, device: torch.device) -> Splits:
+    """The dataset's training, validation and test tensors on ``device``, made once per process."""
+    key = (validation, train_subset, str(device))
+    _splits[:] = [e for e in _splits if e[0]() is not None]
+    for ref, k, splits in _splits:
+        if ref() is dataset and k == key:
+            return splits
+    train_idx, val_idx = split_training(dataset.train_y, validation, train_subset)
+    host = dataset.train_x[train_idx]
+    splits = Splits(host.to(device), dataset.train_y[train_idx].to(device), dataset.train_x[val_idx].to(device),
+                    dataset.train_y[val_idx].to(device), dataset.test_x.to(device), dataset.test_y.to(device), host)
+    _splits.append((weakref.ref(dataset), key, splits))
+    del _splits[:-KEEP_SPLITS]
+    return splits
+
+
 def build_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device) -> Run:
     """Every collaborator of one (variant, seed) run; ``settings`` is the run's ``RunSettings`` (seed,
-    batch size, subset, validation split)."""
+    batch size, subset, validation split). The data tensors are the process's shared copy (``shared_splits``)."""
     recipe.check_validation(settings.validation)
-    train_idx, val_idx = split_training(dataset.train_y, settings.validation, settings.train_subset)
-    train_x, train_y = dataset.train_x[train_idx], dataset.train_y[train_idx]
-    transform = recipe.input_transform(train_x).to(device)
+    data = shared_splits(dataset, settings.validation, settings.train_subset, device)
+    transform = recipe.input_transform(data.host_train_x).to(device)
     hooks = recipe.step_hooks()
     streams = Streams.for_run(settings.seed, device, augments=hooks.draws_augmentation,
                               steps=bool(hooks.before_optimizer_step))
@@ -70,11 +106,9 @@ def build_run(recipe: Recipe, settings, dataset: Dataset, device: torch.device) 
     model = pool_before_activation(recipe.model(settings.seed, len(dataset.classes), streams.init))
     model = model.to(device, memory_format=MEMORY_FORMAT)
     optimizer = recipe.optimizer(model)
-    budget = Budget(settings.epochs, math.ceil(train_y.numel() / settings.batch_size))
+    budget = Budget(settings.epochs, math.ceil(data.train_y.numel() / settings.batch_size))
     lr = recipe.lr_controller(optimizer, budget)
     callbacks = recipe.callbacks()
     streams.start_dropout()
-    return Run(recipe, device, transform, train_x.to(device), train_y.to(device),
-               dataset.train_x[val_idx].to(device), dataset.train_y[val_idx].to(device),
-               dataset.test_x.to(device), dataset.test_y.to(device),
-               model, optimizer, budget, lr, hooks, callbacks, streams)
+    return Run(recipe, device, transform, data.train_x, data.train_y, data.val_x, data.val_y, data.test_x,
+               data.test_y, model, optimizer, budget, lr, hooks, callbacks, streams)

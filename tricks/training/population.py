@@ -1,9 +1,11 @@
 """K runs of one network shape as one batched network: a *population* (``cohort`` trains one).
 
 Each member keeps its own ``nn.Sequential`` (its own leaf parameters, optimizer, LR schedule,
-callbacks and checkpoint, exactly as a solo run builds them); only the forward pass is batched. At
-every step ``PopulationNet.forward`` concatenates the members' weights (a differentiable ``cat``, so
-each member's gradients land on its own parameters) and runs:
+callbacks and checkpoint, exactly as a solo run builds them); the forward pass is batched here (in
+training, and for evaluation: ``cohort.evaluate_grouped``), and the members' optimizers step as one
+(``merge_optimizers``, at the end). At every step ``PopulationNet.forward`` concatenates the
+members' weights (a differentiable ``cat``, so each member's gradients land on its own parameters)
+and runs:
 
 - a ``Conv2d`` as one grouped convolution over the members' channels, side by side
   (activations are ``[batch, K x channels, H, W]``, channels_last);
@@ -89,7 +91,7 @@ class MemberRNG:
 class PopulationNet:
     """The batched forward pass of ``members`` (``nn.Sequential`` models with one ``signature``)."""
 
-    def __init__(self, members: list[nn.Module], rng: MemberRNG):
+    def __init__(self, members: list[nn.Module], rng: MemberRNG | None = None):
         sigs = {signature(m) for m in members}
         if None in sigs or len(sigs) != 1:
             raise ValueError("a population needs nn.Sequential members of one shape (training.population.signature)")
@@ -98,7 +100,8 @@ class PopulationNet:
 
     def forward(self, inputs: list[torch.Tensor], ids: list[int]) -> list[torch.Tensor]:
         """Each member's output for its own input batch. ``ids``: the members taking part (indices
-        into ``members`` and into ``rng``), in the order of ``inputs``."""
+        into ``members`` and into ``rng``, which only a forward pass in training mode needs), in the
+        order of ``inputs``."""
         training = self.members[ids[0]].training
         x, flat = torch.cat(inputs, dim=1).contiguous(memory_format=MEMORY_FORMAT), False
         k = len(ids)
@@ -146,3 +149,46 @@ class PopulationNet:
         if outs[0].dim() == 2:
             return torch.stack(outs), True
         raise ValueError(f"a population cannot carry {outs[0].dim()}-d activations (layer {type(mods[0]).__name__})")
+
+
+# Optimizers whose state is kept per parameter (``optimizer.state[p]``) and whose hyperparameters are
+# all per parameter group: members' optimizers of one of these classes step as one.
+MERGEABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop, torch.optim.Adagrad,
+             torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam)
+
+
+class _MembersState(dict):
+    """A merged optimizer's ``state``: each parameter's state stays in its member's own optimizer (so a
+    member's ``state_dict``, checkpoint and hooks see it as a solo run's would)."""
+
+    def __init__(self, owners: dict):
+        super().__init__()
+        self._owners = owners
+
+    def __missing__(self, p):
+        return self._owners[p].state[p]
+
+
+def merge_optimizers(optimizers: list[torch.optim.Optimizer]) -> list[torch.optim.Optimizer]:
+    """The members' optimizers as few optimizers as torch allows: one per ``MERGEABLE`` class, whose
+    parameter groups are the members' own group dicts (an LR schedule that sets a member's group sets
+    it there too) and whose state is the members' (``_MembersState``); ``step()`` then runs each group
+    as the member's own optimizer would (per group, ``foreach`` where torch picks it), in one call.
+    Any other optimizer steps on its own. Rebuild it when the members change (after a resume, which
+    replaces an optimizer's groups and state, or when a member stops: a frozen member's groups leave)."""
+    by_class: dict[type, list[torch.optim.Optimizer]] = {}
+    out = []
+    for opt in optimizers:
+        (by_class.setdefault(type(opt), []) if type(opt) in MERGEABLE else out).append(opt)
+    for cls, opts in by_class.items():
+        if len(opts) == 1:
+            out.extend(opts)
+            continue
+        groups = [g for o in opts for g in o.param_groups]
+        merged = cls([p for g in groups for p in g["params"]])
+        merged.param_groups = groups
+        merged.state = _MembersState({p: o for o in opts for g in o.param_groups for p in g["params"]})
+        for o in opts:      # stepped by the merged optimizer: what torch's LR schedulers check (a warning)
+            o._opt_called = True
+        out.append(merged)
+    return out
