@@ -30,9 +30,10 @@ def estimates_plot(table: pd.DataFrame, path: Path) -> Path:
         if r["direction"] == "equivalent" and r["margin"] == r["margin"]:
             ax.fill_betweenx([yi - 0.4, yi + 0.4], -r["margin"], r["margin"], color="#dddddd", zorder=0)
     ax.axvline(0, color="black", lw=0.8)
+    ax.set_xscale("symlog", linthresh=5)   # a 62-point claim beside 1-point ones: linear within +-5 points
     ax.set_yticks(y)
     ax.set_yticklabels(table["claim"])
-    ax.set_xlabel("contrast, accuracy points (hollow: exploratory 95% t; filled: confirmatory, family interval)")
+    ax.set_xlabel("contrast, accuracy points, symlog (hollow: exploratory 95% t; filled: confirmatory, family interval)")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLOURS.items()]
     ax.legend(handles=handles, loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
