@@ -67,7 +67,7 @@ def _contrast(arms: dict[str, dict[int, dict]], weights, seeds) -> np.ndarray:
     return np.array([sum(w * arms[v][s]["metrics"]["accuracy"] for v, w in weights) * 100.0 for s in seeds])
 
 
-def _correct(out_dir: Path, folder: Path, arms, weights, seeds) -> np.ndarray | None:
+def _correct(folder: Path, arms, weights, seeds) -> np.ndarray | None:
     """correct[arm, seed, image], or None when a record or the study's labels lack predictions."""
     labels = read_test_labels(folder)
     out = []
@@ -91,7 +91,7 @@ def _row(out_dir: Path, reg: dict, claim: dict, arms, seeds: list[int], m: int) 
     t_p, flip_p = cs.directional_ps(d, claim["direction"], claim.get("margin")) if len(have) >= 2 \
         else (math.nan, math.nan)
     lo, hi = cs.t_interval(d, 1 - cs.ALPHA / m)
-    correct = _correct(out_dir, out_dir / claim["folder"], arms, weights, have) if len(have) >= 2 else None
+    correct = _correct(out_dir / claim["folder"], arms, weights, have) if len(have) >= 2 else None
     b_lo, b_hi = cs.two_level_bootstrap(correct, np.array([w for _, w in weights])) if correct is not None \
         else (math.nan, math.nan)
     ex = _exploratory(reg.get("exploratory", {}).get(claim["name"]))

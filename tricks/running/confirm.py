@@ -11,6 +11,7 @@ seed for its own kind and goes on with the next. The analysis is ``analysis.conf
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -58,8 +59,6 @@ def run_confirmation(claims: Claims, base: StudyOptions, seeds: tuple[int, ...],
     write_json(out_dir / "claims.json", _claims_table(claims, groups))
     machine = _machine(base.device)
     outcome = ConfirmOutcome(out_dir)
-    import time
-
     t0 = time.perf_counter()
     for seed in seeds:
         started = any(_has_runs(out_dir / g.folder, seed) for g in groups.values())

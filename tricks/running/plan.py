@@ -12,7 +12,7 @@ from ..specs.spec import Spec
 from ..specs.entry import run_code, run_config, variant_default_lr
 from ..specs.workloads import Workload
 from ..training.data import DataSource
-from .records import check_record, run_arm, run_path, run_stem
+from .records import check_record, run_path
 from .settings import RunSettings
 
 
@@ -116,14 +116,6 @@ def plan(opts: StudyOptions, checksums: dict[DataSource, str]) -> list[RunSettin
                         data_root=None if sources[w.name] == opts.source else sources[w.name].root,
                         config=run_config(w, v, lr), **code[w.name])
             for s in seeds for w in workloads for v in variants for lr in grid(opts, v.name)]
-
-
-def unstarted(opts: StudyOptions, out_dir: Path) -> int:
-    """How many of the planned (variant, seed) runs have no run file yet: known before the data is
-    loaded (a run file with stale settings is found out later, by ``split_done``)."""
-    return sum(not run_path(out_dir, run_stem(run_arm(v.name, lr, w.name), s)).exists()
-               for s in planned_seeds(opts) for w in planned_workloads(opts) for v in opts.spec.select(opts.variants)
-               for lr in grid(opts, v.name))
 
 
 def planned_keys(runs: list[RunSettings]) -> dict[tuple[str, int], str]:
