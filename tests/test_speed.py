@@ -14,8 +14,7 @@ from torch import nn
 from tricks.cli import main
 from tricks.running import forkserver
 from tricks.running.executors import LocalExecutor
-from tricks.running.plan import StudyOptions, unstarted
-from tricks.running.records import run_path
+from tricks.running.plan import StudyOptions
 from tricks.running.study import run_study
 from tricks.plugins import load_spec
 from tricks.training.data import DataSource, load_cached, load_dataset
@@ -75,17 +74,6 @@ def test_a_worker_reads_the_dataset_from_the_cache_file_its_study_loaded(image_f
     assert torch.equal(mapped.train_x, first.train_x) and torch.equal(mapped.test_y, first.test_y)
     assert load_cached(source, first.cache_file, "0" * 64) is None                  # another dataset's checksum
     assert load_cached(source, str(tmp_path / "missing.pt"), first.checksum) is None
-
-
-def test_unstarted_counts_planned_runs_without_a_run_file(tmp_path):
-    spec = load_spec(STUDY_SPEC)
-    opts = StudyOptions(spec=spec, source=DataSource("imagefolder", str(tmp_path)), out_dir=tmp_path,
-                        variants=["baseline", "norm_inputs"], seeds=(0, 1, 2))
-    assert unstarted(opts, tmp_path / "nothing_here") == 6
-    run_path(tmp_path, "baseline__seed1").parent.mkdir(parents=True)
-    run_path(tmp_path, "baseline__seed1").write_text("{}")
-    run_path(tmp_path, "other__seed0").write_text("{}")          # not planned: not counted
-    assert unstarted(opts, tmp_path) == 5
 
 
 def _alive(pid: int) -> bool:
