@@ -165,3 +165,5 @@ def test_verdicts_use_holm_over_the_family():
     many = delta_table(runs, family)
     assert many["p_holm"][0] == pytest.approx(min(1.0, 20 * alone["t_p"][0]))
     assert many["verdict"][0] == "within noise"
+    assert (many["family"] == "comparisons").all() and (many["family_size"] == 20).all()   # deltas.csv names it
+    assert alone["family_size"][0] == 1

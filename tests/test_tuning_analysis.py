@@ -140,6 +140,8 @@ def test_a_variant_tuned_elsewhere_than_the_reference_is_compared_at_its_own_lr(
         assert t.loc["trick", f"{prefix}_t_p"] == pytest.approx(p[0])
         assert [t.loc["trick", f"{prefix}_p_holm"], t.loc["other", f"{prefix}_p_holm"]] == pytest.approx(holm2(p))
         assert t.loc["trick", f"{prefix}_n"] == 3 and t.loc["trick", f"{prefix}_seeds"] == "0,1,2"
+        assert (t[f"{prefix}_family"] == f"{prefix}-LR comparisons").all()   # each view its own Holm family of 2
+        assert (t[f"{prefix}_family_size"] == 2).all()
     assert t.loc["trick", "tuned_delta"] == pytest.approx(0.1033333, abs=1e-6)     # (.10 + .09 + .12) / 3
     assert t.loc["trick", "default_delta"] == pytest.approx(0.0333333, abs=1e-6)   # (.03 + .04 + .03) / 3
     assert t.loc["other", "tuned_delta"] == pytest.approx(t.loc["other", "default_delta"])
@@ -227,10 +229,10 @@ def test_a_variant_whose_default_lr_is_off_the_grid_is_only_in_the_tuned_compari
 
 
 def _row(variant, default, tuned, d_delta=0.03, t_delta=0.01):
-    """One tuned.csv row for the findings (3 seeds, both families of 2 comparisons)."""
+    """One tuned.csv row for the findings (3 seeds, both families of 4 comparisons)."""
     side = lambda delta, verdict: {"n": 3, "seeds": "0,1,2", "delta": delta, "ci_low": delta - .01,   # noqa: E731
                                    "ci_high": delta + .01, "t_p": .004, "p_holm": .008, "mde_holm": .0234,
-                                   "verdict": verdict}
+                                   "verdict": verdict, "family_size": 4}
     return {"variant": variant, "against": "baseline", "default_lr": 1e-3, "selected_lr": 2e-3, "at_edge": False,
             **{f"default_{k}": x for k, x in side(d_delta, default).items()},
             **{f"tuned_{k}": x for k, x in side(t_delta, tuned).items()}}

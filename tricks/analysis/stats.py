@@ -7,7 +7,7 @@
   (all 2^n sign assignments; for n seeds its smallest possible value is 2 / 2^n).
 - The verdict of a comparison: ``improvement`` / ``regression`` when its paired t-test p-value,
   Holm-adjusted over the family of comparisons one report makes (statsmodels' ``multipletests``),
-  is below 0.05, otherwise ``within noise``. The printed 95% t-intervals are per comparison.
+  is below 0.05, otherwise ``within noise`` (deltas.csv: ``family``, ``family_size``); intervals per comparison.
 - Power (statsmodels' ``TTestPower``): the minimum detectable effect of each comparison at 80%
   power (two-sided, alpha 0.05) from its paired spread and n (``mde``), the same at Holm's strictest
   step alpha / m (``mde_holm``: found beyond noise with >= 80% power whatever the other p-values),
@@ -37,9 +37,8 @@ ALPHA = 0.05            # family-wise error rate of one report's comparisons (Ho
 POWER = 0.80            # power at which the minimum detectable effect is quoted
 TARGET_EFFECT = 0.005   # accuracy (0.5 points): the effect size whose required seeds are quoted
 IMPROVEMENT, REGRESSION, NOISE, UNDECIDED = "improvement", "regression", "within noise", "too few seeds"
-# A variant whose every finished run diverged has no score at all: its comparisons and its summary
-# note say so instead of "too few seeds", which would suggest that more seeds could decide it.
-DIVERGED = "diverged (all {n} seeds)"
+DIVERGED = "diverged (all {n} seeds)"   # every finished run diverged: no score, "too few seeds" would mislead
+FAMILY = "comparisons"   # deltas.csv's Holm family (column ``family``): every row with a t-test p
 EXACT_SIGN_FLIP_MAX_N = 16   # 2^16 sign patterns; beyond that a seeded Monte-Carlo draw of 100,000
 
 
@@ -235,9 +234,10 @@ def delta_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str]], metri
         rows.append({"variant": variant, "against": against, "kind": kind, "metric": metric,
                      "seeds": ",".join(map(str, seeds)), **st, **power(st["n"], st["delta_std"]),
                      "p_improve": prob_improvement(pa, pb)})
-    table = pd.DataFrame(rows, columns=DELTA_COLUMNS[:-1] + ["verdict"])
+    table = pd.DataFrame(rows, columns=DELTA_COLUMNS)
     table["p_holm"] = holm(table["t_p"].to_numpy()) if len(table) else []
-    family = max(1, int(np.isfinite(table["t_p"].to_numpy(dtype=float)).sum()))   # the m that Holm adjusts over
+    table["family"], table["family_size"] = FAMILY, int(np.isfinite(table["t_p"].to_numpy(dtype=float)).sum())
+    family = max(1, int(table["family_size"].max()) if len(table) else 1)   # the m that Holm adjusts over
     table["mde_holm"] = [detectable(n, sd, ALPHA / family) for n, sd in zip(table["n"], table["delta_std"])]
     table["verdict"] = [diverged_verdict(runs, v, a) or holm_verdict(d, p, n)
                         for v, a, d, p, n in zip(table["variant"], table["against"], table["delta"],
@@ -261,7 +261,7 @@ def diverged_verdict(runs: pd.DataFrame, variant: str, against: str) -> str:
 
 
 DELTA_COLUMNS = ["variant", "against", "kind", "metric", "seeds", "n", "delta", "delta_std", "ci_low", "ci_high",
-                 "t_p", "sign_flip_p", "mde", "mde_holm", "seeds_for_target", "p_improve", "p_holm", "verdict"]
+                 "t_p", "sign_flip_p", "mde", "mde_holm", "seeds_for_target", "p_improve", "p_holm", "verdict", "family", "family_size"]
 
 
 def holm_verdict(delta: float, p_holm: float, n: int) -> str:

@@ -13,7 +13,7 @@ written with and once every arm, the reference included, runs at the LR chosen f
   any study. The default view holds each variant at its ``default_lr`` (the peak LR it trains at
   untuned; a variant whose default is not a grid value is not in it), the tuned view at its selected LR.
 - ``tuned_table``: each variant against the reference in both views, paired by seed, with
-  ``stats.delta_table`` (test micro-F1, paired t-test, Holm-adjusted within each view's comparisons).
+  ``stats.delta_table`` (test micro-F1, paired t-test, Holm within each view: ``*_family``, ``*_family_size``).
 
 LRs are per optimizer step; two LRs are the same when they agree to a relative 1e-9. Needs no torch.
 """
@@ -37,7 +37,7 @@ from .studydata import StudyData
 REL_TOL = 1e-9   # LRs (and selection means) closer than this, relative, are the same
 SELECTION_COLUMNS = ["variant", "default_lr", "selected_lr", "select_on", "select_mean", "seeds", "at_edge",
                      "edge", "grid_points", "missing_points", "default_in_grid"]
-COMPARED = ["n", "seeds", "delta", "ci_low", "ci_high", "t_p", "p_holm", "mde_holm", "verdict"]   # per view
+COMPARED = ["n", "seeds", "delta", "ci_low", "ci_high", "t_p", "p_holm", "mde_holm", "verdict", "family", "family_size"]
 BEYOND = (IMPROVEMENT, REGRESSION)
 
 
@@ -197,7 +197,7 @@ def tuned_table(data: StudyData, sel: pd.DataFrame | None = None) -> pd.DataFram
                         "against_default_lr": s["default_lr"].get(ref, math.nan),
                         "against_selected_lr": s["selected_lr"].get(ref, math.nan)})
     for prefix, choice in (("default", default_choice(sel)), ("tuned", tuned_choice(sel))):
-        d = delta_table(view(data, choice).runs(), pairs)
+        d = delta_table(view(data, choice).runs(), pairs).assign(family=f"{prefix}-LR comparisons")
         for c in COMPARED:
             out[f"{prefix}_{c}"] = d[c].to_numpy()
     return out
@@ -240,7 +240,7 @@ def tuning_findings(table: pd.DataFrame, sel: pd.DataFrame) -> list[str]:
     help only once tuned, and which variants' best LR is at the grid's edge. Each verdict names its test
     and Holm family; a "within noise" one states the effect detectable at 80% power after Holm."""
     out, calm = [], []
-    m = {p: int(table[f"{p}_t_p"].notna().sum()) for p in ("default", "tuned")}
+    m = {p: int(table[f"{p}_family_size"].max()) if len(table) else 0 for p in ("default", "tuned")}
     for r in table.itertuples():
         dv, tv, v = r.default_verdict, r.tuned_verdict, f"**{r.variant}**"
         d, t = _said(r, "default", m["default"]), _said(r, "tuned", m["tuned"])
