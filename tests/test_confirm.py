@@ -185,3 +185,124 @@ def test_a_tiny_confirmation_end_to_end(tmp_path, image_folder):
     assert r.returncode == 2 and "claim a_beats_b edited" in r.stderr
     r = _tricks("confirm", "--report-only", "--out", out)
     assert r.returncode == 0 and (out / "CONFIRM.md").exists()
+
+
+def test_each_test_equals_scipy_in_both_directions():
+    d = np.array([0.8, -0.3, 1.2, 0.5, 0.1, 0.9, -0.2, 0.7, 0.0, 0.4])
+    for alt, direction in (("greater", "better"), ("less", "worse")):
+        t, f = cs.directional_ps(d, direction)
+        assert t == pytest.approx(sps.ttest_1samp(d, 0.0, alternative=alt).pvalue)
+        assert f == pytest.approx(sps.permutation_test((d,), np.mean, permutation_type="samples",
+                                                       alternative=alt, n_resamples=np.inf).pvalue)
+    flips = np.array(list(itertools.product((1, -1), repeat=len(d))))
+    assert cs.sign_flip_p(d, "less") == pytest.approx(np.mean(flips @ d <= d.sum() + 1e-12))   # a zero flips too
+    t, f = cs.directional_ps(d - 0.4, "equivalent", margin=0.6)   # TOST: the larger of the two one-sided p
+    assert t == pytest.approx(max(sps.ttest_1samp(d - 0.4 + 0.6, 0.0, alternative="greater").pvalue,
+                                  sps.ttest_1samp(d - 0.4 - 0.6, 0.0, alternative="less").pvalue))
+    assert f == pytest.approx(max(cs.sign_flip_p(d - 0.4 + 0.6, "greater"), cs.sign_flip_p(d - 0.4 - 0.6, "less")))
+    lo, hi = cs.t_interval(d, 1 - 0.05 / 24)
+    ref = sps.t.interval(1 - 0.05 / 24, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    assert (lo, hi) == pytest.approx(ref)
+
+
+def test_the_bootstrap_is_deterministic_and_resamples_images_jointly():
+    rng = np.random.default_rng(3)
+    correct = rng.random((2, 4, 500)) < 0.6
+    w = np.array([1.0, -1.0])
+    assert cs.two_level_bootstrap(correct, w, draws=300) == cs.two_level_bootstrap(correct, w, draws=300)
+    # every seed alike: seed resampling adds nothing, so the interval is the images' alone, and it matches a
+    # loop that resamples one set of images per draw for all seeds (joint), not one per seed
+    same = np.repeat(correct[:, :1, :], 4, axis=1)
+    lo, hi = cs.two_level_bootstrap(same, w, draws=400, seed=9)
+    per_image = (same[0, 0].astype(float) - same[1, 0]) * 100
+    draws = np.random.default_rng(9).multinomial(500, np.full(500, 1 / 500), size=400) @ per_image / 500
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(draws, [0.025, 0.975])), rel=1e-4)
+
+
+RUN_TEMPLATE = Path(__file__).resolve().parents[1] / "results/confirm/studies/lr_schedules/runs/constant__seed5.json"
+
+
+def _scripted_confirmation(root: Path, acc: dict, claims: list[dict], seeds: list[int]) -> Path:
+    """A confirmation folder from scripted accuracies {(variant, seed): accuracy}; no predictions."""
+    template = json.loads(RUN_TEMPLATE.read_text())
+    template.pop("test_predictions", None)
+    runs = root / "studies" / "x" / "runs"
+    runs.mkdir(parents=True)
+    for (v, s), a in acc.items():
+        rec = {**template, "variant": v, "seed": s, "metrics": {**template["metrics"], "accuracy": a}}
+        (runs / f"{v}__seed{s}.json").write_text(json.dumps(rec))
+    (root / "preregistration.json").write_text(json.dumps({
+        "seeds": seeds, "exploratory": {}, "claims_sha256": "0" * 64, "claims_path": "benchmarks/claims.toml",
+        "registered_at": "2026-12-04T00:00:00Z", "revision": None, "dirty": False, "precision": "fp32",
+        "threads": 1, "specs": {}}))
+    (root / "claims.json").write_text(json.dumps({"name": "scripted", "claims": [
+        {"folder": "studies/x", "study": "explore", "margin": None, "workload": None, "tuned": False,
+         "contrast": c["name"], **c} for c in claims]}))
+    return root
+
+
+def test_a_scripted_confirmation_holds_one_family_of_every_claim(tmp_path):
+    from statsmodels.stats.multitest import multipletests
+
+    from tricks.analysis.confirm_table import load_confirmation
+
+    seeds = list(range(5, 13))
+    rng = np.random.default_rng(0)
+    acc = {}
+    for s in seeds:
+        base = 0.70 + rng.normal(0, 0.01)
+        acc.update({("base", s): base, ("a", s): base + 0.01 + rng.normal(0, 0.002),
+                    ("b", s): base + rng.normal(0, 0.005), ("ab", s): base + 0.03 + rng.normal(0, 0.002),
+                    ("c", s): base + rng.normal(0, 0.01)})
+    claims = [{"name": "a_up", "weights": [["a", 1], ["base", -1]], "direction": "better"},
+              {"name": "a_x_b", "weights": [["ab", 1], ["a", -1], ["b", -1], ["base", 1]], "direction": "better"},
+              {"name": "c_down", "weights": [["c", 1], ["base", -1]], "direction": "worse"}]
+    t = load_confirmation(_scripted_confirmation(tmp_path / "all", acc, claims, seeds)).table.set_index("claim")
+    d = {c["name"]: np.array([sum(w * acc[(v, s)] for v, w in c["weights"]) * 100 for s in seeds]) for c in claims}
+    alt = {"a_up": "greater", "a_x_b": "greater", "c_down": "less"}
+    tp = [sps.ttest_1samp(d[k], 0.0, alternative=alt[k]).pvalue for k in alt]
+    fp = [sps.permutation_test((d[k],), np.mean, permutation_type="samples", alternative=alt[k],
+                               n_resamples=np.inf).pvalue for k in alt]
+    assert list(t["family_size"]) == [3, 3, 3]
+    assert list(t["t_p_holm"]) == pytest.approx(multipletests(tp, method="holm")[1])
+    assert list(t["sign_flip_p_holm"]) == pytest.approx(multipletests(fp, method="holm")[1])
+    assert t.loc["a_x_b", "delta"] == pytest.approx(d["a_x_b"].mean())            # the weighted contrast
+    assert list(t["verdict"]) == ["confirmed", "confirmed", "not confirmed"]
+    # one arm of one seed missing: every verdict pending and no adjusted p, whatever the complete claims show
+    partial = {k: v for k, v in acc.items() if k != ("b", 12)}
+    t2 = load_confirmation(_scripted_confirmation(tmp_path / "part", partial, claims, seeds)).table.set_index("claim")
+    assert set(t2["verdict"]) == {"pending"} and t2[["t_p_holm", "sign_flip_p_holm"]].isna().all().all()
+    assert t2.loc["a_x_b", "seeds_complete"] == 7 and t2.loc["a_up", "seeds_complete"] == 8
+    # a record that scored NaN fails the record schema: it counts as missing (its seed incomplete, every
+    # verdict pending, the family still all 3 claims) and the report names the file and what is wrong
+    from tricks.analysis.confirm_report import build_confirm_report
+
+    folder = _scripted_confirmation(tmp_path / "nan", {**acc, ("c", 5): float("nan")}, claims, seeds)
+    c3 = load_confirmation(folder)
+    assert set(c3.table["verdict"]) == {"pending"} and list(c3.table["family_size"]) == [3, 3, 3]
+    assert c3.table.set_index("claim").loc["c_down", "seeds_complete"] == 7
+    assert list(c3.corrupted) == [str(folder / "studies/x/runs/c__seed5.json")]
+    report = build_confirm_report(folder).read_text()
+    assert "1 run file(s) are unreadable" in report and "metrics.accuracy must be a finite number" in report
+
+
+def test_a_variant_claimed_tuned_and_untuned_is_refused_and_a_tuned_lr_is_the_grid_value(tmp_path):
+    from types import SimpleNamespace
+
+    from tricks.running.confirm_plan import resolve_groups
+
+    grid = (1 / 3 * 1e-3, 1e-3, 3e-3)   # a grid value that selection.csv's 6 digits cannot hold
+    spec = SimpleNamespace(name="s", variants=[SimpleNamespace(name=v) for v in ("a", "b")], workloads=[],
+                           multi_workload=False, tuning=SimpleNamespace(lr=grid))
+    (tmp_path / "explore").mkdir()
+    (tmp_path / "explore" / "selection.csv").write_text(f"variant,selected_lr\na,{grid[0]:.6g}\nb,0.001\n")
+    tuned = CLAIM + "tuned = true\n"
+    groups = resolve_groups(parse_claims(tuned, str(tmp_path / "c.toml")), lambda p: spec)
+    assert groups["s"].fixed_lr == {"a": grid[0], "b": 1e-3}          # exactly the grid's value, not 0.000333333
+    second = CLAIM.replace('name = "a_beats_b"', 'name = "again"')
+    with pytest.raises(TricksError, match="variant a, b of spec s is claimed both"):
+        resolve_groups(parse_claims(tuned + second.split('name = "c"\n')[1], str(tmp_path / "c.toml")),
+                       lambda p: spec)
+    (tmp_path / "explore" / "selection.csv").write_text("variant,selected_lr\na,0.002\nb,0.001\n")
+    with pytest.raises(TricksError, match="selects LR 0.002 for variant a, not a value of spec s's grid"):
+        resolve_groups(parse_claims(tuned, str(tmp_path / "c.toml")), lambda p: spec)

@@ -9,7 +9,6 @@ import pickle
 import tarfile
 
 import numpy as np
-from tricks.errors import DataError
 from tricks.training.data import DataSource, load_dataset
 
 

@@ -204,7 +204,7 @@ def test_what_an_entry_point_returns_is_checked(image_folder, tmp_path, capsys, 
                "--no-report", *TINY])
     err = capsys.readouterr().err
     if reason is not None:
-        assert rc == 1 and f"FAILED baseline__seed0: entry 'bad_entry:run'" in err and reason in err
+        assert rc == 1 and "FAILED baseline__seed0: entry 'bad_entry:run'" in err and reason in err
         assert not (out / "runs" / "baseline__seed0.json").exists()
     else:
         rec = record(out, "baseline__seed0")

@@ -4,7 +4,6 @@ Lightning is an optional extra (``pip install 'backprop-tricks[lightning]'``): s
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

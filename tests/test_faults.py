@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tricks.cli import main
-from tricks.running.records import read_run, run_path, write_json
+from tricks.running.records import read_run, run_path
 
 from .conftest import REPO, STUDY_SPEC, make_image_folder, plugin_spec
 

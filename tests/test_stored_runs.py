@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from tricks.cli import main
 from tricks.running.conflicts import Conflict, differences

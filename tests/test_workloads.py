@@ -17,7 +17,7 @@ from tricks.errors import SpecError
 from tricks.plugins import load_plugins, parse_spec
 from tricks.running.records import load_runs
 from tricks.running.settings import RunSettings
-from tricks.specs.models import MODELS, Model, Sites, register_model
+from tricks.specs.models import MODELS, Model, register_model
 from tricks.training.model import count_parameters
 from tricks.training.models import describe
 from tricks.training.recipe import build_recipe

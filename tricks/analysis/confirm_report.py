@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import statistics
 from pathlib import Path
 
 from ..files import write_atomic
 from ..running.confirm_plan import SEED_MACHINES
+from ..running.provenance import file_at, git_revision
 from . import confirm_stats as cs
 from .confirm_table import load_confirmation
 
@@ -48,8 +51,9 @@ def build_confirm_report(out_dir: Path) -> Path:
                   + (" from a tree with uncommitted changes" if reg.get("dirty") else "") + ". A trial only.", ""]
     status = (f"**All {n} registered seeds are in.**" if len(c.complete) == n else
               f"**Interim: {len(c.complete)} of {n} registered seeds complete** "
-              f"({', '.join(map(str, c.complete)) or 'none'}); every verdict is *pending* until all are in "
-              "(no claim is judged on part of its seeds: that would be optional stopping).")
+              f"({', '.join(map(str, c.complete)) or 'none'}); every verdict is *pending* and no Holm-adjusted p "
+              "is given until all are in (no claim is judged on part of its seeds: that would be optional "
+              "stopping; the unadjusted p-values below are interim and decide nothing).")
     lines += [
         "## Pre-registration", "",
         f"- Claims file `{_short(reg['claims_path'])}`, sha256 `{reg['claims_sha256'][:16]}…`, registered "
@@ -62,15 +66,19 @@ def build_confirm_report(out_dir: Path) -> Path:
         "- Machines, per seed (every arm of a seed trains on one machine): "
         + ("; ".join(f"{s}: {machines[str(s)]}" for s in c.seeds if str(s) in machines) or "none yet") + ".",
         "- Specs: " + ", ".join(f"`{_short(v['path'])}` ({v['sha256'][:12]}…)" for v in reg["specs"].values()) + ".",
+        _analysis_line(reg.get("revision")),
         "", status, "",
         "## Tests", "",
         f"**One family: the {m} claims below, nothing else.** Each claim's contrast is paired by seed (accuracy "
         "points). A claim is **confirmed** when both its one-sided paired t-test and its exact sign-flip "
         "permutation test (`scipy.stats.permutation_test`) in the claimed direction have Holm-adjusted p below "
         f"{cs.ALPHA} over the {m} claims (each test adjusted on its own); an equivalence claim uses two one-sided "
-        "tests within its margin. The family interval is the two-sided "
-        f"{100 * (1 - cs.ALPHA / m):.2f}% t interval (Bonferroni over the {m}); the bootstrap interval resamples "
-        "seeds and test images together (95%, percentile), so it also carries the test set's sampling noise.",
+        "tests within its margin. The family interval is descriptive, not the test: the two-sided "
+        f"{100 * (1 - cs.ALPHA / m):.2f}% t interval (Bonferroni over the {m}, each side at {cs.ALPHA}/(2x{m})), "
+        "stricter than the one-sided Holm tests that decide, so a claim confirmed near the threshold can have "
+        "one that touches zero. The bootstrap interval (95%, percentile, not adjusted, not part of the verdict) "
+        "resamples the seeds and, once per draw for all runs (they share one test set), the test images, so it "
+        f"also carries the test set's sampling noise; with {n} seeds a percentile bootstrap runs somewhat narrow.",
         "", _power_sentence(n, m), "",
         "| claim | contrast | claimed | exploratory (seeds) | confirmatory | family interval | bootstrap 95% | "
         "t p (Holm) | sign-flip p (Holm) | verdict |",
@@ -84,6 +92,11 @@ def build_confirm_report(out_dir: Path) -> Path:
             f"{_iv(r['boot_low'], r['boot_high'])} | {_p(r['t_p'])} ({_p(r['t_p_holm'])}) | "
             f"{_p(r['sign_flip_p'])} ({_p(r['sign_flip_p_holm'])}) | **{r['verdict']}** |")
     lines += ["", _winners_curse(t), ""]
+    if c.corrupted:
+        lines += [f"**{len(c.corrupted)} run file(s) are unreadable and count as missing** (the seed stays "
+                  "incomplete until they are retrained): "
+                  + "; ".join(f"`{Path(p).relative_to(out_dir)}`: {why}" for p, why in sorted(c.corrupted.items())),
+                  ""]
     missing = t[t["predictions"] == "missing"]["claim"].tolist()
     if missing:
         lines += [f"Per-image predictions are missing for {', '.join(missing)}: no bootstrap interval there.", ""]
@@ -115,8 +128,12 @@ def _power_sentence(n: int, m: int) -> str:
     step = cs.ALPHA / m
     if floor < step:
         return (f"With {n} seeds the smallest one-sided sign-flip p is 2^-{n} = {floor:.5f}, below Holm's "
-                f"strictest step {cs.ALPHA}/{m} = {step:.5f}: every claim can be confirmed by the sign-flip test "
-                "when (nearly) all its seeds agree.")
+                f"strictest step {cs.ALPHA}/{m} = {step:.5f}: every claim can be confirmed by the sign-flip test, "
+                f"but at that step only with a p of at most {math.floor(step * 2 ** n)}/2^{n}: "
+                + ("every seed's contrast in the claimed direction." if math.floor(step * 2 ** n) == 1 else
+                   "every seed in the claimed direction, or all but one whose contrast is the smallest in size."
+                   if math.floor(step * 2 ** n) == 2 else "(nearly) every seed in the claimed direction.")
+                + " Later Holm steps are less strict.")
     return (f"With {n} seeds the smallest one-sided sign-flip p is 2^-{n} = {floor:.5f}, above Holm's strictest "
             f"step {cs.ALPHA}/{m} = {step:.5f}: the sign-flip test cannot confirm the first claim of the family "
             "whatever the data; more seeds are needed.")
@@ -130,5 +147,18 @@ def _winners_curse(t) -> str:
     signed = [(r["explor_delta"] - r["delta"]) * (1 if r["explor_delta"] >= 0 else -1) for _, r in both.iterrows()]
     return (f"**The winner's curse, measured**: over the {len(both)} claims with confirmatory seeds, the exploratory "
             f"estimate is larger in magnitude than the confirmatory one by {sum(signed) / len(signed):+.2f} points "
-            f"on average (median {sorted(signed)[len(signed) // 2]:+.2f}; positive: the exploratory studies "
+            f"on average (median {statistics.median(signed):+.2f}; positive: the exploratory studies "
             "overstated).")
+
+
+def _analysis_line(registered: str | None) -> str:
+    """Which code drew this report, and whether its tests (``confirm_stats.py``) are the registered ones."""
+    head = git_revision()
+    rev = (head.get("revision") or "unknown")[:12] + (" with uncommitted changes" if head.get("dirty") else "")
+    path = Path(cs.__file__)
+    then = file_at(registered, "tricks/analysis/confirm_stats.py") if registered else None
+    same = ("unknown (no git history here)" if then is None else
+            "identical to" if hashlib.sha256(then).digest() == hashlib.sha256(path.read_bytes()).digest()
+            else "**different from**")
+    return (f"- Analysis: this report was drawn by revision `{rev}`; its tests (`tricks/analysis/{path.name}`) "
+            f"are {same} the registered revision's.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..predictions import decode_labels
 from ..running.confirm_plan import PREREGISTRATION
-from ..running.records import load_runs, read_test_labels
+from ..running.records import read_test_labels, scan_runs
 from . import confirm_stats as cs
 
 COLUMNS = ["claim", "statement", "contrast", "direction", "margin", "study", "seeds_registered", "seeds_complete",
@@ -31,6 +31,7 @@ class Confirmation:
     table: pd.DataFrame     # COLUMNS
     seeds: list[int]        # the registered seeds
     complete: list[int]     # those with every arm of every claim finished
+    corrupted: dict[str, str] = field(default_factory=dict)   # run file -> what is wrong (read as missing)
 
 
 def load_confirmation(out_dir: Path) -> Confirmation:
@@ -38,18 +39,24 @@ def load_confirmation(out_dir: Path) -> Confirmation:
     reg = json.loads((out_dir / PREREGISTRATION).read_text(encoding="utf-8"))
     claims = json.loads((out_dir / "claims.json").read_text(encoding="utf-8"))
     seeds = list(reg["seeds"])
-    folders = {c["folder"]: load_runs(out_dir / c["folder"]) for c in claims["claims"]}   # each read once
+    scans = {c["folder"]: scan_runs(out_dir / c["folder"]) for c in claims["claims"]}   # each read once
+    folders = {f: records for f, (records, _) in scans.items()}
+    corrupted = {path: why for _, bad in scans.values() for path, why in bad.items()}   # they count as missing
     arms = {c["name"]: _arms(folders[c["folder"]], c, seeds) for c in claims["claims"]}
     complete = [s for s in seeds if all(s in a[v] for c in claims["claims"] for a in [arms[c["name"]]]
                                         for v, _ in c["weights"])]
     rows = [_row(out_dir, reg, c, arms[c["name"]], seeds, len(claims["claims"])) for c in claims["claims"]]
-    t_holm = cs.holm([r["t_p"] for r in rows])
-    f_holm = cs.holm([r["sign_flip_p"] for r in rows])
     done = len(complete) == len(seeds)
-    for r, th, fh in zip(rows, t_holm, f_holm):
-        r["t_p_holm"], r["sign_flip_p_holm"] = th, fh
-        r["verdict"] = cs.verdict(th, fh, done and r["seeds_complete"] == len(seeds))
-    return Confirmation(out_dir, reg, claims, pd.DataFrame(rows, columns=COLUMNS), seeds, complete)
+    if done:   # every claim has every seed, each a finite accuracy (the record schema): m = every claim
+        t_holm = cs.holm([r["t_p"] for r in rows])
+        f_holm = cs.holm([r["sign_flip_p"] for r in rows])
+        for r, th, fh in zip(rows, t_holm, f_holm):
+            r["t_p_holm"], r["sign_flip_p_holm"] = th, fh
+            r["verdict"] = cs.verdict(th, fh, True)
+    else:      # interim: no adjusted p (the claims' seed counts differ) and no verdict
+        for r in rows:
+            r["verdict"] = cs.verdict(math.nan, math.nan, False)
+    return Confirmation(out_dir, reg, claims, pd.DataFrame(rows, columns=COLUMNS), seeds, complete, corrupted)
 
 
 def _match(rec: dict, claim: dict, variant: str) -> bool:

@@ -113,8 +113,8 @@ def timing_note(reference: str, cpu_kinds: int, workers, entry: bool, ratio: str
     """How to read the table's training times (``ratio``: what names the ratio, default its column)."""
     where = [f"{workers} runs trained at once" if isinstance(workers, int) and workers > 1 else "",
              "on several CPU kinds, whose speeds differ, so the ratios mix them" if cpu_kinds > 1 else ""]
-    return (f"Training time: the mean over a variant's finished runs of the seconds its training epochs took "
-            f"as each run recorded them (`train_seconds` in runs.csv: evaluation excluded"
+    return ("Training time: the mean over a variant's finished runs of the seconds its training epochs took "
+            "as each run recorded them (`train_seconds` in runs.csv: evaluation excluded"
             + ("; an entry point's own epoch times, else its call's wall time" if entry else "")
             + f"); {ratio or f'`time vs {reference}`'} divides it by {reference}'s. They are times on the "
             "machine the study ran on"

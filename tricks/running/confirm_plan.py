@@ -9,6 +9,7 @@ import csv
 import difflib
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from .records import RUNS_DIR, stem_key, write_json
 PREREGISTRATION = "preregistration.json"
 STUDIES_DIR = "studies"         # under a confirmation folder: one ordinary study folder per source spec
 SEED_MACHINES = "seed_machines.json"   # {seed: the CPU (or GPU) every run of that seed trained on}
+GRID_MATCH = 1e-5   # relative: a selection.csv LR (6 significant digits) names the grid value this close
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Group:
     variants: list[str] = field(default_factory=list)
     workloads: list[str] | None = None
     fixed_lr: dict[str, float] = field(default_factory=dict)
+    untuned: set[str] = field(default_factory=set)   # variants some claim needs at their default LR
 
     @property
     def folder(self) -> str:
@@ -64,6 +67,13 @@ def resolve_groups(claims: Claims, load_spec) -> dict[str, Group]:
             for v, lr in selected_lrs(c, claims.study_path(c), spec).items():
                 if g.fixed_lr.setdefault(v, lr) != lr:
                     raise TricksError(f"claim {c.name}: variant {v} has two selected LRs")
+        both = {v for v in c.variants if (v in g.untuned if c.tuned else v in g.fixed_lr)}
+        if both:   # each (spec, variant) trains once, at one LR: a tuned and an untuned claim cannot share it
+            raise TricksError(f"claim {c.name}: variant {', '.join(sorted(both))} of spec {spec.name} is claimed both "
+                              "at its selected LR (tuned = true) and at its default LR; a confirmation trains each "
+                              "variant of a spec once: make every claim on it tuned, or none")
+        if not c.tuned:
+            g.untuned |= set(c.variants)
         g.variants = [v for v in names if v in set(g.variants) | set(c.variants)]
     return groups
 
@@ -81,9 +91,15 @@ def selected_lrs(claim: Claim, study: Path, spec: Spec) -> dict[str, float]:
     out = {}
     for v in claim.variants:
         try:
-            out[v] = float(rows[v]["selected_lr"])
+            written = float(rows[v]["selected_lr"])
         except (KeyError, ValueError):
             raise TricksError(f"claim {claim.name}: {path} has no selected LR for variant {v}") from None
+        # selection.csv rounds to 6 significant digits: train at (and match records by) the grid's own value
+        grid = [g for g in spec.tuning.lr if math.isclose(g, written, rel_tol=GRID_MATCH)]
+        if not grid:
+            raise TricksError(f"claim {claim.name}: {path} selects LR {written:g} for variant {v}, not a value of "
+                              f"spec {spec.name}'s grid ({', '.join(f'{g:g}' for g in spec.tuning.lr)})")
+        out[v] = grid[0]
     return out
 
 

@@ -25,6 +25,16 @@ def git_revision() -> dict:
     return {"revision": rev or None, "dirty": dirty if rev else None}
 
 
+def file_at(revision: str, relpath: str) -> bytes | None:
+    """A file of this checkout as ``revision`` stored it (``relpath`` from the repository root), or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "show", f"{revision}:{relpath}"], cwd=root, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
 def package_versions() -> dict:
     out = {}
     for name in PACKAGES:
