@@ -153,8 +153,8 @@ def _winners_curse(t) -> str:
 
 def _analysis_line(registered: str | None) -> str:
     """Which code drew this report, and whether its tests (``confirm_stats.py``) are the registered ones."""
-    head = git_revision()
-    rev = (head.get("revision") or "unknown")[:12] + (" with uncommitted changes" if head.get("dirty") else "")
+    head = git_revision((":/tricks",))   # the code's state: results written meanwhile do not count
+    rev = (head.get("revision") or "unknown")[:12] + (" with uncommitted code changes" if head.get("dirty") else "")
     path = Path(cs.__file__)
     then = file_at(registered, "tricks/analysis/confirm_stats.py") if registered else None
     same = ("unknown (no git history here)" if then is None else

@@ -13,12 +13,13 @@ PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "matplotl
 
 
 @lru_cache(maxsize=1)
-def git_revision() -> dict:
+def git_revision(paths: tuple[str, ...] = ()) -> dict:
+    """{"revision", "dirty"}: HEAD, and whether tracked files (only under ``paths``, when given) changed."""
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip() != ""
     except (OSError, subprocess.SubprocessError):
         return {"revision": None, "dirty": None}
