@@ -273,6 +273,7 @@ def test_a_scripted_confirmation_holds_one_family_of_every_claim(tmp_path):
     t2 = load_confirmation(_scripted_confirmation(tmp_path / "part", partial, claims, seeds)).table.set_index("claim")
     assert set(t2["verdict"]) == {"pending"} and t2[["t_p_holm", "sign_flip_p_holm"]].isna().all().all()
     assert t2.loc["a_x_b", "seeds_complete"] == 7 and t2.loc["a_up", "seeds_complete"] == 8
+    assert load_confirmation(tmp_path / "part").runs == (39, 40)   # 5 arms x 8 seeds, shared arms once
     # a record that scored NaN fails the record schema: it counts as missing (its seed incomplete, every
     # verdict pending, the family still all 3 claims) and the report names the file and what is wrong
     from tricks.analysis.confirm_report import build_confirm_report

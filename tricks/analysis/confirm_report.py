@@ -51,7 +51,7 @@ def build_confirm_report(out_dir: Path) -> Path:
                   + (" from a tree with uncommitted changes" if reg.get("dirty") else "") + ". A trial only.", ""]
     status = (f"**All {n} registered seeds are in.**" if len(c.complete) == n else
               f"**Interim: {len(c.complete)} of {n} registered seeds complete** "
-              f"({', '.join(map(str, c.complete)) or 'none'}); every verdict is *pending* and no Holm-adjusted p "
+              f"({', '.join(map(str, c.complete)) or 'none'}; {c.runs[0]} of {c.runs[1]} runs); every verdict is *pending* and no Holm-adjusted p "
               "is given until all are in (no claim is judged on part of its seeds: that would be optional "
               "stopping; the unadjusted p-values below are interim and decide nothing).")
     lines += [

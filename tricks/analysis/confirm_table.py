@@ -32,6 +32,7 @@ class Confirmation:
     seeds: list[int]        # the registered seeds
     complete: list[int]     # those with every arm of every claim finished
     corrupted: dict[str, str] = field(default_factory=dict)   # run file -> what is wrong (read as missing)
+    runs: tuple[int, int] = (0, 0)   # (stored, needed): the distinct runs the claims need over the seeds
 
 
 def load_confirmation(out_dir: Path) -> Confirmation:
@@ -56,12 +57,21 @@ def load_confirmation(out_dir: Path) -> Confirmation:
     else:      # interim: no adjusted p (the claims' seed counts differ) and no verdict
         for r in rows:
             r["verdict"] = cs.verdict(math.nan, math.nan, False)
-    return Confirmation(out_dir, reg, claims, pd.DataFrame(rows, columns=COLUMNS), seeds, complete, corrupted)
+    # the distinct runs the claims need (an arm shared by claims counts once) and how many are stored
+    needed = {(c["folder"], v, c.get("workload"), _lr(c, v), s): arms[c["name"]][v].get(s)
+              for c in claims["claims"] for v, _ in c["weights"] for s in seeds}
+    runs = (sum(r is not None for r in needed.values()), len(needed))
+    return Confirmation(out_dir, reg, claims, pd.DataFrame(rows, columns=COLUMNS), seeds, complete, corrupted,
+                        runs)
+
+
+def _lr(claim: dict, variant: str) -> float | None:
+    return (claim.get("fixed_lr") or {}).get(variant) if claim.get("tuned") else None
 
 
 def _match(rec: dict, claim: dict, variant: str) -> bool:
-    lr = (claim.get("fixed_lr") or {}).get(variant) if claim.get("tuned") else None
-    return rec["variant"] == variant and rec.get("workload") == claim.get("workload") and rec.get("tuned_lr") == lr
+    return (rec["variant"] == variant and rec.get("workload") == claim.get("workload")
+            and rec.get("tuned_lr") == _lr(claim, variant))
 
 
 def _arms(records: list[dict], claim: dict, seeds: list[int]) -> dict[str, dict[int, dict]]:
