@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import statistics
@@ -126,13 +125,14 @@ def _seeds(seeds: list[int]) -> str:
 def _power_sentence(n: int, m: int) -> str:
     floor = cs.min_sign_flip_p(n, two_sided=False)
     step = cs.ALPHA / m
+    k = math.floor(step * 2 ** n)   # sign patterns as extreme as the observed one that the strictest step allows
     if floor < step:
         return (f"With {n} seeds the smallest one-sided sign-flip p is 2^-{n} = {floor:.5f}, below Holm's "
                 f"strictest step {cs.ALPHA}/{m} = {step:.5f}: every claim can be confirmed by the sign-flip test, "
-                f"but at that step only with a p of at most {math.floor(step * 2 ** n)}/2^{n}: "
-                + ("every seed's contrast in the claimed direction." if math.floor(step * 2 ** n) == 1 else
+                f"but at that step only with a p of at most {k}/2^{n}: "
+                + ("every seed's contrast in the claimed direction." if k == 1 else
                    "every seed in the claimed direction, or all but one whose contrast is the smallest in size."
-                   if math.floor(step * 2 ** n) == 2 else "(nearly) every seed in the claimed direction.")
+                   if k == 2 else "(nearly) every seed in the claimed direction.")
                 + " Later Holm steps are less strict.")
     return (f"With {n} seeds the smallest one-sided sign-flip p is 2^-{n} = {floor:.5f}, above Holm's strictest "
             f"step {cs.ALPHA}/{m} = {step:.5f}: the sign-flip test cannot confirm the first claim of the family "
@@ -158,7 +158,6 @@ def _analysis_line(registered: str | None) -> str:
     path = Path(cs.__file__)
     then = file_at(registered, "tricks/analysis/confirm_stats.py") if registered else None
     same = ("unknown (no git history here)" if then is None else
-            "identical to" if hashlib.sha256(then).digest() == hashlib.sha256(path.read_bytes()).digest()
-            else "**different from**")
+            "identical to" if then == path.read_bytes() else "**different from**")
     return (f"- Analysis: this report was drawn by revision `{rev}`; its tests (`tricks/analysis/{path.name}`) "
             f"are {same} the registered revision's.")

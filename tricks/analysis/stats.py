@@ -236,9 +236,9 @@ def delta_table(runs: pd.DataFrame, pairs: Iterable[tuple[str, str, str]], metri
                      "p_improve": prob_improvement(pa, pb)})
     table = pd.DataFrame(rows, columns=DELTA_COLUMNS)
     table["p_holm"] = holm(table["t_p"].to_numpy()) if len(table) else []
-    table["family"], table["family_size"] = FAMILY, int(np.isfinite(table["t_p"].to_numpy(dtype=float)).sum())
-    family = max(1, int(table["family_size"].max()) if len(table) else 1)   # the m that Holm adjusts over
-    table["mde_holm"] = [detectable(n, sd, ALPHA / family) for n, sd in zip(table["n"], table["delta_std"])]
+    m = int(np.isfinite(table["t_p"].to_numpy(dtype=float)).sum())   # the m that Holm adjusts over
+    table["family"], table["family_size"] = FAMILY, m
+    table["mde_holm"] = [detectable(n, sd, ALPHA / max(1, m)) for n, sd in zip(table["n"], table["delta_std"])]
     table["verdict"] = [diverged_verdict(runs, v, a) or holm_verdict(d, p, n)
                         for v, a, d, p, n in zip(table["variant"], table["against"], table["delta"],
                                                  table["p_holm"], table["n"])]
